@@ -1,0 +1,76 @@
+"""The result-row schema: one row per cell attempt, one parquet file per row.
+
+This module is the only part of ``bench`` that ``analysis`` imports. Columns carry their unit
+in their name. ``SCHEMA_VERSION`` is stored in each parquet file's metadata (key
+``qssm.schema_version``) together with the environment (key ``qssm.env``, JSON); readers refuse
+to merge files of different versions.
+"""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+META_SCHEMA_KEY = b"qssm.schema_version"
+META_ENV_KEY = b"qssm.env"
+
+STATUSES = ("ok", "failed", "oom", "timeout", "nan")
+
+# (name, pandas dtype, description). Cell fields first: they identify the cell.
+CELL_COLUMNS = [
+    ("model", "string", "registry name of the model (quantum_mamba_ssm, ...)"),
+    ("task", "string", "synthetic task (marked_recall, adding, order) or 'file:<path>'"),
+    ("seq_len", "int64", "T, timesteps per sample (the models' n_timesteps)"),
+    ("batch_size", "int64", "global batch size (split evenly across ranks)"),
+    ("world_size", "int64", "number of DDP ranks"),
+    ("device", "string", "cpu or cuda"),
+    ("dtype", "string", "float32 or float64"),
+    ("steps", "int64", "optimiser steps requested (warm-up included)"),
+    ("warmup_steps", "int64", "leading steps excluded from timing"),
+    ("lr", "float64", "AdamW learning rate"),
+    ("seed", "int64", "seed of data, initialisation and dropout"),
+    ("n_qubits", "Int64", "q (quantum models only; null otherwise)"),
+    ("qlcu_layers", "Int64", "l, circuit layers (quantum models only)"),
+    ("feature_dim", "int64", "D, input features per timestep"),
+    ("d_model", "Int64", "d (SSM models only)"),
+    ("d_state", "Int64", "N (SSM models only)"),
+    ("n_layers", "Int64", "L, blocks (SSM models only)"),
+    ("output_dim", "int64", "O, classes"),
+    ("dropout", "float64", "dropout probability"),
+    ("hidden_dim", "Int64", "H (Gated models only)"),
+    ("chunk_size", "Int64", "C (Gated models only)"),
+    ("quantum_steps", "Int64", "timesteps given to the circuits (QuantumMambaSSM only)"),
+    ("quantum_backend", "string", "torch or pennylane (quantum models only)"),
+    ("qml_device", "string", "PennyLane device (pennylane backend only)"),
+    ("scan", "string", "selective-scan implementation: chunked or reference (SSM models only)"),
+]
+
+METRIC_COLUMNS = [
+    ("cell_id", "string", "short stable hash of exactly the cell fields"),
+    ("status", "string", "one of ok, failed, oom, timeout, nan"),
+    ("error", "string", "error text for a non-ok status (empty when ok)"),
+    ("attempt", "int64", "1 for the first attempt of this cell in this folder, then 2, ..."),
+    ("requeues", "int64", "times the cell was requeued (SLURM timeout/preemption)"),
+    ("launcher", "string", "inline, local, torchrun, submitit, sbatch or mpi"),
+    ("started_at", "string", "UTC ISO-8601 start time"),
+    ("wall_time_s", "float64", "wall time of the whole attempt"),
+    ("n_params", "int64", "trainable parameters (MODELS.md counting rule)"),
+    ("steps_run", "int64", "optimiser steps actually run"),
+    ("samples_per_s", "float64", "global training samples per second (timed steps)"),
+    ("timesteps_per_s", "float64", "global training timesteps per second (samples * T)"),
+    ("step_time_median_s", "float64", "median training step time (max over ranks per step)"),
+    ("step_time_p90_s", "float64", "90th percentile training step time"),
+    ("step_time_min_s", "float64", "fastest training step time"),
+    ("infer_time_median_s", "float64", "median no-grad forward time of one batch"),
+    ("peak_mem_train_bytes", "float64", "CUDA max_memory_allocated in training; on CPU the peak "
+     "of live tensor bytes (see mem_source)"),
+    ("peak_mem_infer_bytes", "float64", "as peak_mem_train_bytes, for the no-grad forward"),
+    ("peak_rss_bytes", "float64", "peak resident set size, max over ranks"),
+    ("saved_bytes_per_step", "float64", "bytes saved for backward in one training step (rank 0)"),
+    ("mem_source", "string", "how peak_mem_* was measured: cuda or cpu-tensors"),
+    ("final_loss", "float64", "training loss of the last step (mean over ranks)"),
+    ("accuracy", "float64", "held-out accuracy after training"),
+    ("device_name", "string", "CPU or GPU model name"),
+]
+
+COLUMNS = CELL_COLUMNS + METRIC_COLUMNS
+COLUMN_NAMES = [c[0] for c in COLUMNS]
+CELL_FIELD_NAMES = [c[0] for c in CELL_COLUMNS]
+DTYPES = {name: dtype for name, dtype, _ in COLUMNS}

@@ -1,0 +1,65 @@
+"""The two variational circuits of MODELS.md §1 behind one API, on two interchangeable backends.
+
+- ``backend="torch"`` (default): the project's batched statevector simulator (statevector.py).
+- ``backend="pennylane"``: a QNode with the torch interface on the named PennyLane ``device``
+  (default.qubit, lightning.qubit, lightning.gpu, lightning.kokkos).
+"""
+from __future__ import annotations
+
+import torch
+
+from .pennylane_backend import QML_DEVICES, gated_circuit_pennylane, ssm_circuit_pennylane
+from .statevector import gated_circuit_torch, ssm_circuit_torch
+
+BACKENDS = ("torch", "pennylane")
+__all__ = ["ssm_circuit", "gated_circuit", "BACKENDS", "QML_DEVICES"]
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"quantum_backend={backend!r} is not supported; allowed: {', '.join(BACKENDS)}")
+
+
+def _check_2d(name: str, t: torch.Tensor) -> None:
+    if not isinstance(t, torch.Tensor) or t.dim() != 2:
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"{name} must be a 2-D tensor (B', ...); got {got}")
+
+
+def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = "torch",
+                device: str | None = None) -> torch.Tensor:
+    """MODELS.md §1a. embed (B', q) RY angles, rotations (B', 3*q*l) -> (B', q) of <Z_i>.
+
+    ``rotations`` is ordered layer by layer, qubit by qubit, (RX, RY, RZ) per qubit.
+    ``device`` names the PennyLane device (pennylane backend only; default default.qubit).
+    """
+    _check_backend(backend)
+    _check_2d("embed", embed)
+    _check_2d("rotations", rotations)
+    bsz, n = embed.shape
+    if n < 1 or rotations.shape[0] != bsz or rotations.shape[1] % (3 * n) or rotations.shape[1] == 0:
+        raise ValueError(
+            f"rotations must have shape (B', 3*q*l) with B'={bsz}, q={n}, l>=1; got {tuple(rotations.shape)}"
+        )
+    if backend == "torch":
+        return ssm_circuit_torch(embed, rotations)
+    return ssm_circuit_pennylane(embed, rotations, device or "default.qubit")
+
+
+def gated_circuit(angles: torch.Tensor, *, n_qubits: int, backend: str = "torch",
+                  device: str | None = None) -> torch.Tensor:
+    """MODELS.md §1b. angles (B', 4*q*l) -> (B', 3q): <X_i> for all i, then <Y_i>, then <Z_i>.
+
+    Per layer the angles are consumed as: RY on each qubit, forward CRX ring (i = 0..q-1),
+    RY on each qubit, backward CRX ring (i = q-1..0). Needs n_qubits >= 2.
+    """
+    _check_backend(backend)
+    _check_2d("angles", angles)
+    if not isinstance(n_qubits, int) or n_qubits < 2:
+        raise ValueError(f"n_qubits={n_qubits!r} is not allowed for the gated circuit; need an integer >= 2 "
+                         "(its CRX rings need two distinct wires)")
+    if angles.shape[1] == 0 or angles.shape[1] % (4 * n_qubits):
+        raise ValueError(f"angles must have shape (B', 4*q*l) with q={n_qubits}, l>=1; got {tuple(angles.shape)}")
+    if backend == "torch":
+        return gated_circuit_torch(angles, n_qubits)
+    return gated_circuit_pennylane(angles, n_qubits, device or "default.qubit")

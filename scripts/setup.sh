@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# qssm-bench set-up and the README's two commands.
+#   bash scripts/setup.sh demo   # venv + install + small sweep of all six models + analysis report
+#   bash scripts/setup.sh test   # venv + install + the test suite
+#   bash scripts/setup.sh env    # venv + install only
+# On a machine without CUDA the pinned CPU build of torch is installed first, so pip never pulls a
+# multi-GB CUDA build. VENV (default .venv) and PYTHON (default python3) may be overridden.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_VERSION=2.13.0
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+ensure_env() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV with $($PYTHON --version 2>&1)"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local py="$VENV/bin/python" stamp="$VENV/.qssm-installed"
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && "$py" -c "import qssm, bench, analysis" 2>/dev/null; then
+    return 0
+  fi
+  if ! "$py" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+      log "CUDA present: installing torch==$TORCH_VERSION (CUDA build)"
+      "$py" -m pip install -q "torch==$TORCH_VERSION"
+    else
+      log "no CUDA: installing the CPU build torch==$TORCH_VERSION+cpu first"
+      "$py" -m pip install -q "torch==$TORCH_VERSION+cpu" 2>/dev/null \
+        || "$py" -m pip install -q "torch==$TORCH_VERSION+cpu" \
+             --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+    fi
+  fi
+  log "installing qssm-bench and its test tools"
+  "$py" -m pip install -q -e ".[dev]"
+  touch "$stamp"
+}
+
+cmd=${1:-}
+case "$cmd" in
+  env)
+    ensure_env ;;
+  demo)
+    ensure_env
+    out=${QSSM_DEMO_RESULTS:-results/demo}
+    log "running the smoke sweep (all six models) into $out"
+    rc=0
+    "$VENV/bin/qssm" sweep bench/sweeps/smoke.yaml --results "$out" --executor local || rc=$?
+    log "writing the analysis report"
+    "$VENV/bin/qssm" analyze "$out" --out "$out/report"
+    log "report: $out/report/report.md"
+    exit "$rc" ;;
+  test)
+    ensure_env
+    shift
+    exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  *)
+    echo "usage: bash scripts/setup.sh demo|test|env" >&2
+    exit 2 ;;
+esac

@@ -1,0 +1,58 @@
+"""``qssm analyze RESULTS [--out DIR]``: check the design document's claims against a results
+folder; write report.md, claims.csv and the scaling plots.
+
+The default output folder is ``RESULTS/_report`` (the leading underscore keeps
+``pandas.read_parquet(RESULTS)`` and the harness's reader away from it). User mistakes raise
+``analysis.errors.AnalysisError`` (a ValueError), which ``qssm`` prints as one line, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from .errors import AnalysisError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", metavar="RESULTS", help="results folder (one parquet file per cell)")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="output folder for report.md, claims.csv and the plots "
+                             "(default: RESULTS/_report)")
+    parser.add_argument("--bootstrap", metavar="N", type=int, default=2000,
+                        help="bootstrap resamples for the confidence intervals (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots (faster)")
+
+
+def run(args) -> int:
+    from . import stats
+    from .io import load_results
+    from .report import default_out, write_report
+
+    if args.bootstrap < 200:
+        raise AnalysisError(f"--bootstrap={args.bootstrap}: use at least 200 resamples")
+    res = load_results(args.results)
+    out = Path(args.out) if args.out else default_out(args.results)
+    done = write_report(res, out, n_boot=args.bootstrap, seed=args.seed, plots=not args.no_plots)
+    verdicts = Counter(r.verdict for r in done["results"])
+    n_plots = sum(1 for f in done["files"] if f.suffix == ".png")
+    skipped = f"; {len(res.problems)} unreadable files skipped" if res.problems else ""
+    print(f"{len(res.ok)} ok rows of {len(res.rows)} from {res.n_files} files{skipped}")
+    print(f"{len(done['results'])} verdicts: {verdicts[stats.SUPPORTED]} supported, "
+          f"{verdicts[stats.CONTRADICTED]} contradicted, {verdicts[stats.INCONCLUSIVE]} inconclusive")
+    print(f"report: {out / 'report.md'} (claims.csv, {n_plots} plots)")
+    return 0
+
+
+def main(argv=None) -> int:
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except AnalysisError as exc:
+        print(f"analysis: error: {exc}", file=sys.stderr)
+        return 2

@@ -5,6 +5,8 @@ treated as absent for it, whatever a row holds), the document's §8.2 table and 
 """
 from __future__ import annotations
 
+from bench import schema
+
 # registry name -> the document's class name, in the document's §8.1 order
 MODEL_CLASS = {
     "quantum_mamba_ssm": "QuantumMambaSSM",
@@ -36,13 +38,17 @@ HYDRA_MAMBA_PAIRS = (
     ("classical_hydra", "classical_mamba"),
 )
 
-# Run fields: they affect every model.
-RUN_FIELDS = ("task", "seq_len", "batch_size", "world_size", "device", "dtype", "steps",
-              "warmup_steps", "lr", "seed", "feature_dim", "output_dim", "dropout")
 QUANTUM_FIELDS = ("n_qubits", "qlcu_layers", "quantum_backend", "qml_device")
 SSM_FIELDS = ("d_model", "d_state", "n_layers", "scan")
 GATED_FIELDS = ("hidden_dim", "chunk_size")
 MODEL_SPECIFIC = QUANTUM_FIELDS + SSM_FIELDS + GATED_FIELDS + ("quantum_steps",)
+# Cell columns that are run limits, not part of what a cell measures (not in its id).
+NOT_IDENTITY = ("time_budget_s",)
+# Run fields: every other cell field (task, seq_len, batch_size, world_size, device, dtype, steps,
+# seed, feature_dim, ...); they affect every model. Taken from the schema so that a field added
+# there is held fixed in every comparison.
+RUN_FIELDS = tuple(f for f in schema.CELL_FIELD_NAMES
+                   if f != "model" and f not in MODEL_SPECIFIC and f not in NOT_IDENTITY)
 
 
 def relevant_fields(model: str) -> tuple[str, ...]:

@@ -93,6 +93,11 @@ def group_rows(df: pd.DataFrame, fields) -> dict[tuple, pd.DataFrame]:
     return {k: df.iloc[idx] for k, idx in groups.items()}
 
 
+def _sortkey(key: tuple) -> tuple:
+    return tuple((v is None, type(v).__name__ if not isinstance(v, (int, float)) else "", v if v is not None else 0)
+                 for v in key)
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:g}"
@@ -360,7 +365,7 @@ def _eval_slope(claim: Claim, rows: pd.DataFrame, impl_name: str, n_boot: int, s
         vary = _varying(rm, key_fields)
         series_v = []
         best = None
-        for key, g in group_rows(rm, key_fields).items():
+        for key, g in sorted(group_rows(rm, key_fields).items(), key=lambda kv: _sortkey(kv[0])):
             fit = S.loglog_fit(_x_values(g, claim), as_float(g[claim.metric]), n_boot=n_boot, seed=seed)
             if fit is None:
                 continue  # one x value: not a series
@@ -422,7 +427,7 @@ def _eval_ratio(claim: Claim, rows: pd.DataFrame, impl_name: str, n_boot: int, s
         subj = f"{C.short(a)}/{C.short(b)}"
         series, fields, vary = _pair_points(claim, rows, a, b)
         vs, best = [], None
-        for skey, pts in sorted(series.items(), key=lambda kv: str(kv[0])):
+        for skey, pts in sorted(series.items(), key=lambda kv: _sortkey(kv[0])):
             fit = S.ratio_fit([(pa, pb) for pa, pb, _ in pts], n_boot=n_boot, seed=seed)
             v, why = S.ratio_verdict(fit, claim.expected, claim.tol)
             if fit is None:
@@ -432,7 +437,7 @@ def _eval_ratio(claim: Claim, rows: pd.DataFrame, impl_name: str, n_boot: int, s
             checks.append(Check(claim.id, impl_name, subj, _label(fields, skey, vary), v, why, fit.ratio,
                                 fit.ci_lo, fit.ci_hi, claim.expected,
                                 int(sum(len(pa) + len(pb) for pa, pb, _ in pts)),
-                                f"{fit.n_points} matched points ({fit.method}): {per}"))
+                                f"{fit.method}: {per}"))
             vs.append(v)
             if best is None or fit.n_points > best.n_points:
                 best = fit
@@ -462,76 +467,84 @@ def _eval_order(claim: Claim, rows: pd.DataFrame, impl_name: str):
     contexts = []
     for key, g in group_rows(rows, shared).items():
         g = _at_reference(g, _reference_values(g, specific))
-        per_model = {m: as_float(gm[claim.metric]) for m, gm in g.groupby("model", observed=True)
-                     if m in tier_of}
-        contexts.append((key, per_model))
+        per_model, spans = {}, {}
+        for m, gm in g.groupby("model", observed=True):
+            if m not in tier_of:
+                continue
+            per_model[m] = as_float(gm[claim.metric])
+            if claim.metric == "step_time_median_s" and len(gm) == 1:
+                lo, hi = as_float(gm["step_time_min_s"])[0], as_float(gm["step_time_p90_s"])[0]
+                if math.isfinite(lo) and math.isfinite(hi) and lo <= per_model[m][0] <= hi:
+                    spans[m] = (lo, hi)
+        contexts.append((key, per_model, spans))
     if claim.at_largest_seq_len and contexts:
         i_t = shared.index("seq_len")
         best: dict[tuple, tuple] = {}
-        for key, pm in contexts:
+        for ctx in contexts:
+            key, pm = ctx[0], ctx[1]
             rest = key[:i_t] + key[i_t + 1:]
             rank = (len(pm) == len(models), key[i_t] or 0)
             if rest not in best or rank > best[rest][0]:
-                best[rest] = (rank, (key, pm))
+                best[rest] = (rank, ctx)
         contexts = [v[1] for v in best.values()]
     vary = _varying(rows, shared)
-    checks, ctx_verdicts = [], []
-    n_full = n_partial = 0
-    for key, pm in sorted(contexts, key=lambda kv: str(kv[0])):
-        present = [m for m in models if m in pm and len(pm[m])]
-        if len(present) < 2 or len({tier_of[m] for m in present}) < 2:
-            continue
-        full = len(present) == len(models)
-        violated, unclear, held = [], [], 0
-        for a in present:
-            for b in present:
-                if tier_of[a] >= tier_of[b]:
-                    continue
-                r, why = S.compare_below(pm[a], pm[b], tie_rel=0.0 if claim.tie_abs else S.TIE_REL,
-                                         tie_abs=claim.tie_abs, min_reps=claim.min_reps)
-                if r == S.VIOLATED:
-                    violated.append(f"{C.short(a)} ≥ {C.short(b)}")
-                elif r == S.UNCLEAR:
-                    unclear.append(f"{C.short(a)}?{C.short(b)} ({why})")
-                else:
-                    held += 1
-        medians = sorted(((float(np.median(pm[m])), m) for m in present))
-        detail = " < ".join(f"{C.short(m)} {_si(v, claim.metric)}" for v, m in medians)
-        n_cells = int(sum(len(pm[m]) for m in present))
-        label = _label(shared, key, vary)
-        if violated:
-            v, why = S.CONTRADICTED, "violated: " + ", ".join(violated[:4]) + (" …" if len(violated) > 4 else "")
-        elif not full:
-            n_partial += 1
-            missing = [C.short(m) for m in models if m not in present]
-            checks.append(Check(claim.id, impl_name, "ordering", label, "ignored",
-                                f"partial context (missing {', '.join(missing)}), no violation",
-                                n_cells=n_cells, detail=detail))
-            continue
-        elif unclear:
-            v, why = S.INCONCLUSIVE, "unclear: " + ", ".join(unclear[:4]) + (" …" if len(unclear) > 4 else "")
+    contexts = sorted(contexts, key=lambda kv: _sortkey(kv[0]))
+    pairs = [(a, b) for a in models for b in models if tier_of[a] < tier_of[b]]
+    checks, pair_verdicts, violated_pairs = [], {}, []
+    for a, b in pairs:
+        outcome = {S.HOLDS: [], S.VIOLATED: [], S.UNCLEAR: []}
+        why_unclear, medians, n_cells = [], [], 0
+        for key, pm, spans in contexts:
+            if a not in pm or b not in pm or not len(pm[a]) or not len(pm[b]):
+                continue
+            r, why = S.compare_below(pm[a], pm[b], tie_rel=0.0 if claim.tie_abs else S.TIE_REL,
+                                     tie_abs=claim.tie_abs, min_reps=claim.min_reps,
+                                     a_range=spans.get(a), b_range=spans.get(b))
+            label = _label(shared, key, vary)
+            outcome[r].append(label)
+            if r == S.UNCLEAR:
+                why_unclear.append(why)
+            n_cells += len(pm[a]) + len(pm[b])
+            medians.append(f"{label}: {_si(float(np.median(pm[a])), claim.metric)} vs "
+                           f"{_si(float(np.median(pm[b])), claim.metric)}")
+        h, v, u = len(outcome[S.HOLDS]), len(outcome[S.VIOLATED]), len(outcome[S.UNCLEAR])
+        n = h + v + u
+        subj = f"{C.short(a)} < {C.short(b)}"
+        if n == 0:
+            verdict, reason = S.INCONCLUSIVE, "never measured at the same cells"
+        elif v >= min(2, n) and v > h:
+            verdict = S.CONTRADICTED
+            reason = f"violated in {v} of {n} contexts ({', '.join(outcome[S.VIOLATED][:3])})"
+            violated_pairs.append(subj)
+        elif h >= 1 and v == 0:
+            verdict = S.SUPPORTED
+            reason = f"holds in {h} of {n} contexts" + (f"; {u} unclear" if u else "")
         else:
-            v, why = S.SUPPORTED, f"all {held} pairs hold"
-        n_full += full
-        checks.append(Check(claim.id, impl_name, "ordering", label, v, why, n_cells=n_cells, detail=detail))
-        ctx_verdicts.append(v)
-    if not ctx_verdicts:
-        present = sorted({m for _, pm in contexts for m in pm}, key=models.index)
-        why = (f"no context with all {len(models)} models (have: "
-               f"{', '.join(C.short(m) for m in present) or 'none'})")
-        checks.append(Check(claim.id, impl_name, "ordering", "—", S.INCONCLUSIVE, why,
-                            n_cells=len(rows)))
-        return checks, {"ordering": S.INCONCLUSIVE}, {"ordering": why}
-    v = S.combine_series(ctx_verdicts)
-    counts = Counter(ctx_verdicts)
-    ev = f"{counts[S.SUPPORTED]}/{len(ctx_verdicts)} contexts hold"
-    bad = [c for c in checks if c.verdict == S.CONTRADICTED]
-    if bad:
-        ev += f"; {bad[0].context}: {bad[0].reason}"
-    elif v != S.SUPPORTED:
-        unc = [c for c in checks if c.verdict == S.INCONCLUSIVE]
-        if unc:
-            ev += f"; {unc[0].context}: {unc[0].reason}"
+            verdict = S.INCONCLUSIVE
+            parts = [f"holds in {h}", f"violated in {v}", f"unclear in {u}"]
+            common = Counter(why_unclear).most_common(1)
+            reason = ", ".join(parts) + f" of {n} contexts" + (f" ({common[0][0]})" if common else "")
+        pair_verdicts[subj] = verdict
+        checks.append(Check(claim.id, impl_name, subj, f"{n} contexts" if n != 1 else
+                            (outcome[S.HOLDS] + outcome[S.VIOLATED] + outcome[S.UNCLEAR])[0],
+                            verdict, reason, n_cells=n_cells, detail="; ".join(medians[:6])))
+    counts = Counter(pair_verdicts.values())
+    if counts[S.CONTRADICTED]:
+        v = S.CONTRADICTED
+        ev = f"violated: {', '.join(violated_pairs[:4])}" + (" …" if len(violated_pairs) > 4 else "")
+    elif counts[S.SUPPORTED] == len(pairs):
+        v = S.SUPPORTED
+        ev = f"all {len(pairs)} pairs hold"
+    else:
+        v = S.INCONCLUSIVE
+        missing = [C.short(m) for m in models if not any(m in pm for _, pm, _ in contexts)]
+        ev = f"{counts[S.SUPPORTED]}/{len(pairs)} pairs hold"
+        if missing:
+            ev += f"; no cells of {', '.join(missing)}"
+        else:
+            unc = [c for c in checks if c.verdict == S.INCONCLUSIVE]
+            if unc:
+                ev += f"; {unc[0].subject}: {unc[0].reason}"
     return checks, {"ordering": v}, {"ordering": ev}
 
 

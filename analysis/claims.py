@@ -69,7 +69,9 @@ class Claim:
             tie = (f"ties within {self.tie_abs:g}" if self.tie_abs
                    else f"ties within {stats.TIE_REL:.0%}")
             reps = f"; >= {self.min_reps} replicates per model" if self.min_reps > 1 else ""
-            return f"{self.metric}: {tiers} at each context, non-overlapping ranges, {tie}{reps}"
+            return (f"{self.metric}: {tiers}; each pair compared per context (non-overlapping "
+                    f"intervals, {tie}{reps}); a pair fails when violated in >= 2 contexts (or its only one) "
+                    f"and more often than it holds")
         if k == "exact":
             return "n_params at the seed config equals the §8.2 count exactly"
         if k == "relative":

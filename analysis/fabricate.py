@@ -81,3 +81,67 @@ def write_results(folder, rows: list[dict], version: int = schema.SCHEMA_VERSION
         pq.write_table(to_table([row], version, env), p)
         paths.append(p)
     return paths
+
+
+# ------------------------------------------------------------------------------------ planted
+# Document-consistent defaults: per-model scales of step time and memory (the orderings of §8.6/
+# §8.10 hold; Hydra = 2 x Mamba in memory) and the §8.2 parameter counts.
+TIME_SCALE = {"classical_mamba": 1.0, "classical_hydra": 1.5, "quantum_mamba_gated": 3.0,
+              "quantum_hydra_gated": 3.5, "quantum_mamba_ssm": 6.0, "quantum_hydra_ssm": 10.0}
+MEM_SCALE = {"quantum_mamba_gated": 1.0, "quantum_hydra_gated": 2.0, "classical_mamba": 4.0,
+             "classical_hydra": 8.0, "quantum_mamba_ssm": 16.0, "quantum_hydra_ssm": 32.0}
+ACCURACY = {"quantum_mamba_gated": 0.6, "quantum_hydra_gated": 0.6, "classical_mamba": 0.9,
+            "classical_hydra": 0.9, "quantum_mamba_ssm": 0.9, "quantum_hydra_ssm": 0.9}
+
+
+def _q2q(q):
+    return q * 2.0 ** q
+
+
+def planted_rows(*, time_T: float = 1.0, time_q: float = 1.0, time_C: float = -1.0,
+                 mem_T_gated: float = 0.0, mem_T_ssm: float = 1.0, mem_q: float = 0.0,
+                 time_scale=None, mem_scale=None, n_params=None, accuracy=None,
+                 seeds=(0,), noise=None, spread: float = 0.03,
+                 seq_lens=(32, 64, 128, 256), qubits=(2, 4, 6, 8), chunks=(4, 8, 16, 32),
+                 fixed_T: int = 64, models=C.MODEL_NAMES, **fields) -> list[dict]:
+    """Rows with planted power laws: all six models over ``seq_lens`` (q=4, C=16), the quantum
+    models over ``qubits`` and the Gated ones over ``chunks`` at T=``fixed_T``.
+
+    time = scale · (T/32)^time_T · (q·2^q / 64)^time_q · (C/16)^time_C (ms);
+    memory = scale · (T/32)^mem_T · (q·2^q / 64)^mem_q (MB; inference ¼, saved-for-backward ½).
+    ``noise(row_index, metric) -> factor`` multiplies each metric (replicates differ by seed);
+    ``spread`` sets each cell's fastest/p90 step at (1 ∓ spread) × its median.
+    """
+    ts, ms = time_scale or TIME_SCALE, mem_scale or MEM_SCALE
+    params, acc = n_params or C.DOC_PARAMS, accuracy or ACCURACY
+    points = []
+    for m in models:
+        for T in seq_lens:
+            points.append((m, T, 4, 16))
+        if m in C.QUANTUM:
+            points += [(m, fixed_T, q, 16) for q in qubits if (fixed_T not in seq_lens or q != 4)]
+        if m in C.GATED:
+            points += [(m, fixed_T, 4, c) for c in chunks if (fixed_T not in seq_lens or c != 16)]
+    rows = []
+    for m, T, q, c in points:
+        for seed in seeds:
+            i = len(rows)
+            f = (lambda metric: noise(i, metric)) if noise else (lambda metric: 1.0)
+            t = ts[m] * 1e-3 * (T / 32) ** time_T
+            mem = ms[m] * 1e6 * (T / 32) ** (mem_T_gated if m in C.GATED else mem_T_ssm)
+            if m in C.QUANTUM:
+                t *= (_q2q(q) / 64) ** time_q
+                mem *= (_q2q(q) / 64) ** mem_q
+            if m in C.GATED:
+                t *= (c / 16) ** time_C
+            t *= f("step_time_median_s")
+            rows.append(fake_row(
+                m, seq_len=T, n_qubits=q, chunk_size=c, seed=seed,
+                step_time_median_s=t, step_time_min_s=t * (1 - spread), step_time_p90_s=t * (1 + spread),
+                infer_time_median_s=0.3 * t / f("step_time_median_s") * f("infer_time_median_s"),
+                peak_mem_train_bytes=mem * f("peak_mem_train_bytes"),
+                peak_mem_infer_bytes=0.25 * mem * f("peak_mem_infer_bytes"),
+                saved_bytes_per_step=0.5 * mem * f("saved_bytes_per_step"),
+                samples_per_s=8 / t, timesteps_per_s=8 * T / t,
+                n_params=params[m], accuracy=min(1.0, acc[m] + 0.005 * seed), **fields))
+    return rows

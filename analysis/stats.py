@@ -3,42 +3,46 @@
 The tolerance rules (also printed in every report, ``RULES``):
 
 * **Slope claims** ("time is linear in T", "memory is flat in T", "time ∝ q·2^q", "time ∝ T/C").
-  One *series* = the ``status == ok`` cells of one model and one implementation whose cell fields
-  are all equal except the swept one (and ``seed``; several seeds or attempts are replicates).
-  Fit ``log(metric) = a + b·log(x)`` by least squares over the cells (each cell's median step time,
-  or its peak memory, is one point). The 95% CI of ``b`` is the 2.5–97.5 percentile of ``b`` over
-  2000 bootstrap resamples of the cells (resampled within each x level when every level has ≥ 2
-  replicates; otherwise over all cells, dropping resamples with a single x value). A series needs
-  ≥ 3 distinct x values, or ≥ 2 with ≥ 2 replicates each, spanning a factor ≥ 2; with fewer it is
-  *inconclusive* (series with one x value are not series and are ignored). With expected exponent
-  ``k`` and tolerance ``τ`` (τ = 0.25 for growth laws, 0.15 for "flat"/"minimal"): **supported**
-  when the whole CI lies in ``[k − τ, k + τ]``; **contradicted** when the whole CI lies outside
-  it; otherwise **inconclusive** (noisy, or on the edge). A slope below ``k − τ`` counts as a
-  contradiction *in the measured range*: fixed per-step costs hide the claimed growth there — the
-  evidence says so, and larger x settles whether the asymptotic claim holds.
+  A *series* is the ``ok`` cells of one model and one implementation whose cell fields are all
+  equal except the swept one (and ``seed``: several seeds or attempts are replicates). Fit
+  ``log(metric) = a + b·log(x)`` by least squares, one point per cell (its median step time, or
+  its peak memory). 95% CI of ``b``: ``b ± t(n−2) · SE``, with SE the standard deviation of ``b``
+  over 2000 residual-bootstrap resamples of the cells (residuals inflated by √(n/(n−2))); the
+  Student t quantile keeps few-cell series honest. A series needs ≥ 3 distinct x values, or ≥ 2
+  with ≥ 2 replicates each, spanning a factor ≥ 2, else it is *inconclusive* (a model with one x
+  value has no series). With expected exponent ``k`` and tolerance ``τ`` (τ = 0.25 for growth
+  laws, 0.15 for "flat"/"minimal", where k = 0): **supported** when the whole CI lies in
+  ``[k − τ, k + τ]``; **contradicted** when the whole CI lies outside it and is at most three
+  band widths (6τ) wide; otherwise **inconclusive** (too noisy, or on the edge). A slope below ``k − τ`` is a contradiction *in the
+  measured range* — fixed per-step costs hide the claimed growth there; the evidence says so, and
+  larger x decides whether the asymptotic claim holds.
 * **Ratio claims** ("Hydra ~2× Mamba"). Cells of the two models are matched on every cell field
-  that applies to both (fields that apply to one only are held at the seed-config value, or the
-  most common one); per matched point the ratio of the medians over replicates. Pooled over the
-  points of a series (all else fixed, ``seq_len`` free): the geometric mean, with a 95% bootstrap
-  CI over the points when there are ≥ 3, else the range of the points' ratios (replicate ranges
-  included). "~r×" is the band ``[r/1.5, 1.5·r]``; supported / contradicted / inconclusive as for
+  that applies to both (a field that applies to one only is held at its seed-config value, or its
+  most common one); per matched point the ratio of the medians over replicates. Pooled over a
+  series (all else fixed, ``seq_len`` free): the geometric mean, 95% CI = mean log-ratio ±
+  t(m−1)·SE (bootstrap SE over the m ≥ 3 points), or with fewer points the range of the points'
+  ratios (replicate ranges included). "~r×" is the band ``[r/1.5, 1.5·r]``; verdict as for
   slopes, on the log scale.
 * **Order claims** ("classical models are fastest", "QuantumMambaGated has the lowest memory").
-  Tiers of models, each tier below the next. Compared at each *context* (the same
-  implementation and the same shared cell fields; model-specific fields held at the seed-config
-  value, else the most common one): per model the median over its replicate cells and the range
-  ``[min, max]`` of them. A pair "A below B" **holds** when the ranges do not overlap, A's is the
-  lower, and the medians differ by more than the tie tolerance (5% relative for time and memory;
-  0.02 absolute for accuracy, which also needs ≥ 2 seeds per model); it is **violated** when the
-  same holds the other way; otherwise **unclear**. A context with every model of the claim is
-  supported when all pairs hold, contradicted when any pair is violated, else inconclusive; a
-  context missing some models can only contradict (a violated pair among those present).
+  Tiers of models, each tier below the next; every pair (A in a lower tier, B in a higher one)
+  is compared at each *context*: the same implementation and the same shared cell fields, with
+  model-specific fields held at the seed-config value (else the most common one). Per model: the
+  median of its cells and an interval — mean ± t(n−1)·s/√n over its n ≥ 2 replicate cells; for a
+  single cell, its fastest-to-p90 step range (step time) or the value itself. In a context, "A
+  below B" holds when the intervals do not overlap, A's is lower, and the medians differ by more
+  than the tie tolerance (5% relative for time and memory; 0.02 absolute for accuracy, which also
+  needs ≥ 2 seeds per model); it is violated the other way round; otherwise unclear. Over the
+  contexts where both were measured, a pair is **violated** when it is violated in more contexts
+  than it holds and in at least two (or in the only one) — one stray context is not enough; it
+  **holds** when it holds somewhere and is violated nowhere; else it is inconclusive. The ordering
+  is contradicted when any pair is violated, supported when every pair holds, else inconclusive.
 * **Exact claims** (§8.2 counts at the seed config; parameter counts are deterministic):
   supported when equal (relative sizes: within 5% of the document's ratio), else contradicted.
-* **Combining**: a model (or pair, or ordering) is contradicted when any of its series or contexts
-  is, supported when at least one supports and none contradicts, else inconclusive. A claim, per
+* **Combining**: a model (or a matched pair) is contradicted when any of its series is, supported
+  when at least one supports and none contradicts, else inconclusive. A claim, per
   implementation, is contradicted when any of its subjects is, supported when every subject it
-  names is, otherwise inconclusive. No data at all is inconclusive, with the cells to add.
+  names is, otherwise inconclusive. No data at all is inconclusive, and the report lists the
+  cells to add.
 """
 from __future__ import annotations
 
@@ -61,6 +65,32 @@ TIE_REL = 0.05          # order claims on time and memory
 TIE_ABS_ACCURACY = 0.02
 RELATIVE_SIZE_TOL = 0.05
 MIN_SPAN = 2.0
+MAX_CI_BANDS = 3.0      # a CI wider than 3 tolerance bands decides nothing
+
+# two-sided 95% Student t quantiles (t_0.975) by degrees of freedom; scipy is not a dependency
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+         10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
+         18: 2.101, 19: 2.093, 20: 2.086, 22: 2.074, 24: 2.064, 26: 2.056, 28: 2.048, 30: 2.042,
+         40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (table, interpolated in
+    1/df; 1.96 beyond 120)."""
+    if df < 1:
+        return math.inf
+    if df in _T975:
+        return _T975[df]
+    keys = sorted(_T975)
+    if df > keys[-1]:
+        lo, hi, tlo, thi = keys[-1], math.inf, _T975[keys[-1]], 1.959964
+    else:
+        hi = next(k for k in keys if k > df)
+        lo = max(k for k in keys if k < df)
+        tlo, thi = _T975[lo], _T975[hi]
+    w = (1 / lo - 1 / df) / (1 / lo - (0 if hi == math.inf else 1 / hi))
+    return tlo + w * (thi - tlo)
+
 
 RULES = __doc__.split("The tolerance rules (also printed in every report, ``RULES``):", 1)[1].strip()
 
@@ -119,31 +149,22 @@ def loglog_fit(x, y, n_boot: int = N_BOOT, seed: int = 0) -> SlopeFit | None:
                         reason or "2 cells: no confidence interval")
     rng = np.random.default_rng(seed)
     n = len(x)
-    if replicated:
-        idx = np.empty((n_boot, n), dtype=np.int64)
-        for lv in range(n_levels):
-            members = np.flatnonzero(inverse == lv)
-            idx[:, members] = rng.choice(members, size=(n_boot, len(members)), replace=True)
-        method = "bootstrap within x levels"
-    else:
-        idx = rng.integers(0, n, size=(n_boot, n))
-        method = "bootstrap over cells"
-    Xb, Yb = X[idx], Y[idx]
-    Xc = Xb - Xb.mean(axis=1, keepdims=True)
+    fitted = intercept + slope * X
+    resid = (Y - fitted) * math.sqrt(n / (n - 2))      # leverage-free small-sample inflation
+    Yb = fitted + resid[rng.integers(0, n, size=(n_boot, n))]
     Yc = Yb - Yb.mean(axis=1, keepdims=True)
-    sxx_b = (Xc ** 2).sum(axis=1)
-    good = sxx_b > 1e-12
-    slopes = (Xc * Yc).sum(axis=1)[good] / sxx_b[good]
-    alpha = (1 - CI_LEVEL) / 2
-    lo, hi = np.quantile(slopes, [alpha, 1 - alpha])
-    # an exact power law gives a zero-width CI; round-off must not put it outside its own slope
-    lo, hi = min(float(lo), slope), max(float(hi), slope)
-    return SlopeFit(slope, intercept, lo, hi, n, n_levels, span, method, enough, reason)
+    slopes = (Yc * (X - xm)).sum(axis=1) / sxx
+    half = t975(n - 2) * float(slopes.std(ddof=1))
+    method = f"residual bootstrap over {n} cells, t({n - 2}) interval"
+    return SlopeFit(slope, intercept, slope - half, slope + half, n, n_levels, span, method, enough, reason)
 
 
 def band_verdict(lo: float, hi: float, band_lo: float, band_hi: float) -> str:
-    """supported: [lo, hi] inside the band; contradicted: disjoint from it; else inconclusive."""
+    """supported: [lo, hi] inside the band; contradicted: disjoint from it and no wider than
+    MAX_CI_BANDS band widths (a wider CI is too noisy to place); else inconclusive."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
+        return INCONCLUSIVE
+    if hi - lo > MAX_CI_BANDS * (band_hi - band_lo):
         return INCONCLUSIVE
     eps = 1e-9
     if band_lo - eps <= lo and hi <= band_hi + eps:
@@ -175,6 +196,14 @@ def slope_verdict(fit: SlopeFit | None, expected: float, tol: float) -> tuple[st
     return v, why
 
 
+def _ratio_reason(v, lo, hi, band) -> str:
+    if v == SUPPORTED:
+        return f"CI inside {band}"
+    if v == CONTRADICTED:
+        return f"CI outside {band}"
+    return f"CI too wide ({hi / lo:.2g}x)" if lo > 0 and hi / lo > RATIO_FACTOR ** 2 else f"CI overlaps the edge of {band}"
+
+
 @dataclass
 class RatioFit:
     ratio: float        # geometric mean over matched points
@@ -186,32 +215,40 @@ class RatioFit:
 
 def ratio_fit(points: list[tuple[np.ndarray, np.ndarray]], n_boot: int = N_BOOT,
               seed: int = 0) -> RatioFit | None:
-    """points: per matched point, (replicate values of the numerator model, of the denominator)."""
-    logs, lows, highs = [], [], []
+    """points: per matched point, (replicate values of the numerator model, of the denominator).
+
+    log y = μ_point + δ·[numerator] + ε, fitted by least squares over every cell: δ is the pooled
+    log ratio. With N cells at P points, CI = δ ± t(N−P−1)·SE; with no degrees of freedom left
+    (one cell per model and point, P ≤ 2) the range of the points' ratios."""
+    del n_boot, seed  # the interval is analytic (kept for a uniform signature)
+    cleaned = []
     for a, b in points:
-        a = np.asarray(a, float)
-        b = np.asarray(b, float)
-        a, b = a[np.isfinite(a) & (a > 0)], b[np.isfinite(b) & (b > 0)]
-        if len(a) == 0 or len(b) == 0:
-            continue
-        logs.append(math.log(np.median(a) / np.median(b)))
-        lows.append(math.log(a.min() / b.max()))
-        highs.append(math.log(a.max() / b.min()))
-    if not logs:
+        a = np.log(np.asarray([v for v in np.asarray(a, float) if np.isfinite(v) and v > 0]))
+        b = np.log(np.asarray([v for v in np.asarray(b, float) if np.isfinite(v) and v > 0]))
+        if len(a) and len(b):
+            cleaned.append((a, b))
+    if not cleaned:
         return None
-    L = np.array(logs)
-    est = float(L.mean())
-    if len(L) >= 3:
-        rng = np.random.default_rng(seed)
-        means = L[rng.integers(0, len(L), size=(n_boot, len(L)))].mean(axis=1)
-        alpha = (1 - CI_LEVEL) / 2
-        lo, hi = np.quantile(means, [alpha, 1 - alpha])
-        lo, hi = min(float(lo), est), max(float(hi), est)
-        method = "bootstrap over matched points"
+    w = np.array([len(a) * len(b) / (len(a) + len(b)) for a, b in cleaned])
+    d = np.array([a.mean() - b.mean() for a, b in cleaned])
+    delta = float((w * d).sum() / w.sum())
+    n_cells = sum(len(a) + len(b) for a, b in cleaned)
+    dof = n_cells - len(cleaned) - 1
+    if dof >= 1:
+        sse = 0.0
+        for a, b in cleaned:
+            mu = (np.concatenate([a - delta, b])).mean()
+            sse += float(((a - delta - mu) ** 2).sum() + ((b - mu) ** 2).sum())
+        se = math.sqrt(sse / dof / w.sum())
+        half = t975(dof) * se
+        lo, hi = delta - half, delta + half
+        method = f"{len(cleaned)} matched points, {n_cells} cells, t({dof}) interval"
     else:
-        lo, hi = min(lows), max(highs)
-        method = "range of matched points"
-    return RatioFit(math.exp(est), math.exp(lo), math.exp(hi), len(L), method)
+        lo = min(float(a.min() - b.max()) for a, b in cleaned)
+        hi = max(float(a.max() - b.min()) for a, b in cleaned)
+        lo, hi = min(lo, delta), max(hi, delta)
+        method = f"{len(cleaned)} matched points, range"
+    return RatioFit(math.exp(delta), math.exp(lo), math.exp(hi), len(cleaned), method)
 
 
 def ratio_verdict(fit: RatioFit | None, expected: float, factor: float = RATIO_FACTOR) -> tuple[str, str]:
@@ -219,20 +256,30 @@ def ratio_verdict(fit: RatioFit | None, expected: float, factor: float = RATIO_F
         return INCONCLUSIVE, "no matched cells"
     lo_b, hi_b = expected / factor, expected * factor
     v = band_verdict(math.log(fit.ci_lo), math.log(fit.ci_hi), math.log(lo_b), math.log(hi_b))
-    band = f"[{lo_b:.2f}, {hi_b:.2f}]"
-    if v == SUPPORTED:
-        return v, f"CI inside {band}"
-    if v == CONTRADICTED:
-        return v, f"CI outside {band}"
-    return v, f"CI overlaps the edge of {band}"
+    return v, _ratio_reason(v, fit.ci_lo, fit.ci_hi, f"[{lo_b:.2f}, {hi_b:.2f}]")
 
 
 HOLDS, VIOLATED, UNCLEAR = "holds", "violated", "unclear"
 
 
-def compare_below(a, b, tie_rel: float = TIE_REL, tie_abs: float = 0.0,
-                  min_reps: int = 1) -> tuple[str, str]:
-    """Is model A's metric below model B's? a, b: replicate values (cells)."""
+def interval(values, spread=None) -> tuple[float, float, float]:
+    """(centre, low, high) of one model's replicate cells: the median, and mean ± t·s/√n for
+    n >= 2 cells; for one cell its ``spread`` (fastest..p90 step) when given, else the value."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    centre = float(np.median(v))
+    if len(v) >= 2:
+        half = t975(len(v) - 1) * float(v.std(ddof=1)) / math.sqrt(len(v))
+        return centre, min(centre, float(v.mean()) - half), max(centre, float(v.mean()) + half)
+    if spread is not None:
+        return centre, float(spread[0]), float(spread[1])
+    return centre, centre, centre
+
+
+def compare_below(a, b, tie_rel: float = TIE_REL, tie_abs: float = 0.0, min_reps: int = 1,
+                  a_range=None, b_range=None) -> tuple[str, str]:
+    """Is model A's metric below model B's? a, b: replicate values (cells); ``*_range``: a single
+    cell's step-time spread (fastest, p90)."""
     a = np.asarray(a, float)
     b = np.asarray(b, float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
@@ -240,16 +287,16 @@ def compare_below(a, b, tie_rel: float = TIE_REL, tie_abs: float = 0.0,
         return UNCLEAR, "missing"
     if len(a) < min_reps or len(b) < min_reps:
         return UNCLEAR, f"needs >= {min_reps} replicates per model"
-    ma, mb = float(np.median(a)), float(np.median(b))
-    lo_abs = min(abs(ma), abs(mb))
-    tie = max(tie_abs, tie_rel * lo_abs)
-    if a.max() < b.min() and mb - ma > tie:
-        return HOLDS, ""
-    if b.max() < a.min() and ma - mb > tie:
-        return VIOLATED, ""
+    ma, a_lo, a_hi = interval(a, a_range)
+    mb, b_lo, b_hi = interval(b, b_range)
+    tie = max(tie_abs, tie_rel * min(abs(ma), abs(mb)))
     if abs(ma - mb) <= tie:
         return UNCLEAR, "tie"
-    return UNCLEAR, "ranges overlap"
+    if a_hi < b_lo and ma < mb:
+        return HOLDS, ""
+    if b_hi < a_lo and mb < ma:
+        return VIOLATED, ""
+    return UNCLEAR, "intervals overlap"
 
 
 def combine_series(verdicts: list[str]) -> str:

@@ -26,6 +26,11 @@ CELL_COLUMNS = [
     ("warmup_steps", "int64", "leading steps excluded from timing"),
     ("lr", "float64", "AdamW learning rate"),
     ("seed", "int64", "seed of data, initialisation and dropout"),
+    ("eval_samples", "int64", "held-out samples scored for accuracy"),
+    ("num_threads", "int64", "torch intra-op threads per rank; 0 = auto (the rank's share of the node's "
+     "cores; the value used is threads_per_rank)"),
+    ("time_budget_s", "float64", "wall-time budget of the attempt in seconds (null: none); a run limit, "
+     "not part of cell_id"),
     ("n_qubits", "Int64", "q (quantum models only; null otherwise)"),
     ("qlcu_layers", "Int64", "l, circuit layers (quantum models only)"),
     ("feature_dim", "int64", "D, input features per timestep"),
@@ -68,6 +73,8 @@ METRIC_COLUMNS = [
     ("final_loss", "float64", "training loss of the last step (mean over ranks)"),
     ("accuracy", "float64", "held-out accuracy after training"),
     ("device_name", "string", "CPU or GPU model name"),
+    ("threads_per_rank", "int64", "torch intra-op threads per rank"),
+    ("loss_curve", "string", "JSON list: training loss at every step run (mean over ranks)"),
 ]
 
 COLUMNS = CELL_COLUMNS + METRIC_COLUMNS

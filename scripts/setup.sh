@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
+EXTRAS=${QSSM_EXTRAS:-dev}   # CI adds mpi
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=2.13.0
 
@@ -19,7 +20,8 @@ ensure_env() {
     "$PYTHON" -m venv "$VENV"
   fi
   local py="$VENV/bin/python" stamp="$VENV/.qssm-installed"
-  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && "$py" -c "import qssm, bench, analysis" 2>/dev/null; then
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$(cat "$stamp")" = "$EXTRAS" ] \
+     && "$py" -c "import qssm, bench, analysis" 2>/dev/null; then
     return 0
   fi
   if ! "$py" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
@@ -33,9 +35,9 @@ ensure_env() {
              --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
     fi
   fi
-  log "installing qssm-bench and its test tools"
-  "$py" -m pip install -q -e ".[dev]"
-  touch "$stamp"
+  log "installing qssm-bench with extras [$EXTRAS]"
+  "$py" -m pip install -q -e ".[$EXTRAS]"
+  echo "$EXTRAS" > "$stamp"
 }
 
 cmd=${1:-}

@@ -101,7 +101,7 @@ def _scaling(df: pd.DataFrame, out: Path, name: str, x: str, metrics, models=Non
             grid = np.linspace(xv.min(), xv.max(), 60) if not log_x else np.geomspace(xv.min(), xv.max(), 60)
             gt = transform(grid) if transform else grid
             ax.plot(grid, np.exp(fit[1]) * gt ** fit[0], color=_color(m), lw=1.4,
-                    label=f"{C.short(m)} (slope {fit[0]:.2f})")
+                    label=f"{C.short(m)} (slope {round(float(fit[0]), 2) + 0.0:.2f})")
         ax.set_yscale("log")
         if log_x:
             ax.set_xscale("log", base=2)

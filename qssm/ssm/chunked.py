@@ -1,0 +1,173 @@
+"""Chunked selective scan: a memory-lean fused path for the recurrence of MODELS.md §2.
+
+Glossary (shapes; batch-first at the API):
+  x, delta  (B, L, di)   input and positive step sizes Δ
+  A         (N,) or (di, N), negative reals (shared by all channels, or per channel)
+  B, C      (B, L, N)    input/output matrices
+  D         (di,)        skip
+  K         chunk length: the state is checkpointed every K steps (default 16)
+  dA_t = exp(Δ_t ⊗ A)         (B, N, di)  decay of step t
+  h_t = dA_t ⊙ h_{t-1} + B_t ⊗ (Δ_t·x_t);   y_t = C_t · h_t + D ⊙ x_t
+  G_t = dLoss/dh_t = C_t ⊗ gy_t + dA_{t+1} ⊙ G_{t+1}      (the adjoint recurrence)
+The state is laid out (B, N, di) so that every broadcast runs along the contiguous di axis.
+
+Forward walks time step by step on one (B, N, di) state: each step is a handful of batched ops
+on a tensor that stays in the core's cache (B·N·di·4 bytes = 512 KiB at the PERF.md size), and
+nothing of size L·N is ever materialised. For backward it keeps only the state entering each
+chunk of K steps: ceil(L/K) tensors of (B, N, di), i.e. O(B·di·N·L/K) on top of the inputs
+O(B·di·L). Backward walks the chunks in reverse: it recomputes the chunk's K states (and
+decays) from the saved entry state into a (K, B, N, di) workspace, then walks the chunk's steps
+in reverse with the adjoint recurrence, producing every gradient of a step with small batched
+contractions. Time is linear in L (every step costs the same); workspaces are allocated once
+per call (fresh multi-MB allocations per chunk cost a page fault per page on CPU).
+
+No cumsum/exp closed form is used (it overflows in float32 for long chunks): each step is the
+same multiply-add as in the plain loop, so values match `scan_reference` to rounding.
+Every operation is a device-agnostic tensor op; nothing leaves the tensors' device and nothing
+synchronises with the host.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["scan_chunked"]
+
+
+def _a_t(A):
+    """A as a broadcastable (N, 1) (shared) or (N, di) (per channel) tensor."""
+    return A.t().contiguous() if A.dim() == 2 else A.view(-1, 1)
+
+
+def _forward(x, delta, A, B, C, D, chunk, keep_states):
+    bsz, length, di = x.shape
+    n = B.shape[-1]
+    aT = _a_t(A)
+    y = x.new_empty(x.shape)  # (B, L, di), contiguous whatever the strides of x
+    n_chunks = -(-length // chunk)
+    # states[c] = h entering chunk c (kept only when a backward will need it)
+    states = x.new_empty(n_chunks, bsz, n, di) if keep_states else None
+    h = x.new_zeros(bsz, n, di)
+    h_next = torch.empty_like(h)
+    dA = torch.empty_like(h)
+    dx = x.new_empty(bsz, 1, di)
+    y_t = x.new_empty(bsz, 1, di)  # bmm into a strided slice of y is slow: go through y_t
+    for t in range(length):
+        if keep_states and t % chunk == 0:
+            states[t // chunk].copy_(h)
+        d_t = delta[:, t].unsqueeze(1)  # (B, 1, di)
+        torch.mul(d_t, aT, out=dA).exp_()  # dA_t (B, N, di)
+        torch.mul(dA, h, out=h_next)
+        torch.mul(d_t, x[:, t].unsqueeze(1), out=dx)
+        h_next.addcmul_(B[:, t].unsqueeze(-1), dx)  # + B_t ⊗ Δ_t x_t
+        h, h_next = h_next, h
+        torch.bmm(C[:, t].unsqueeze(1), h, out=y_t)  # (B,1,N) @ (B,N,di)
+        y[:, t].copy_(y_t.squeeze(1))
+    y.addcmul_(x, D)
+    return y, states
+
+
+class _ChunkedScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, delta, A, B, C, D, chunk):
+        y, states = _forward(x, delta, A, B, C, D, chunk, keep_states=True)
+        ctx.save_for_backward(x, delta, A, B, C, D, states)
+        ctx.chunk = chunk
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, delta, A, B, C, D, states = ctx.saved_tensors
+        chunk = ctx.chunk
+        bsz, length, di = x.shape
+        n = B.shape[-1]
+        shared_a = A.dim() == 1
+        aT = _a_t(A)
+        a_row = A.view(1, 1, n).expand(bsz, 1, n) if shared_a else None
+        gy = gy.contiguous()  # e.g. the expanded ones of y.sum(): stride-0 operands make bmm copy
+        gx = x.new_empty(x.shape)  # (B, L, di)
+        gdelta = x.new_empty(x.shape)
+        gB = B.new_empty(B.shape)  # (B, L, N)
+        gC = C.new_empty(C.shape)
+        kmax = min(chunk, length)
+        hs = x.new_empty(kmax, bsz, n, di)  # states h_t of the current chunk
+        ms = x.new_empty(kmax, bsz, n, di)  # dA_t ⊙ h_{t-1} of the current chunk
+        dAs = x.new_empty(kmax, bsz, n, di)  # decays dA_t of the current chunk
+        dxs = x.new_empty(kmax, bsz, 1, di)  # Δ_t x_t of the current chunk
+        G = x.new_zeros(bsz, n, di)  # G_{t+1} (zero after the last step)
+        G_new = torch.empty_like(G)
+        dA_carry = x.new_zeros(bsz, n, di)  # dA_{t0} handed from a chunk to the one before it
+        dA_next = dA_carry  # dA_{t+1} (its value is irrelevant while G is zero)
+        P = torch.empty_like(G)
+        if shared_a:
+            gA_acc = x.new_zeros(bsz, 1, n)  # sum over t, c of Δ_t,c P_t,n,c
+        else:
+            gA_acc = x.new_zeros(bsz, n, di)  # sum over t of Δ_t ⊙ P_t
+        g_a = x.new_empty(bsz, 1, n)
+        gD_acc = x.new_zeros(bsz, di)  # sum over t of gy_t ⊙ x_t
+        g_n = x.new_empty(bsz, 1, n)  # small contiguous outputs (bmm into strided slices is slow)
+        GB = x.new_empty(bsz, 1, di)
+        gd = x.new_empty(bsz, 1, di)
+        for c in range(states.shape[0] - 1, -1, -1):
+            t0 = c * chunk
+            k = min(t0 + chunk, length) - t0
+            # recompute the chunk's decays and states from its entry state
+            h = states[c]
+            for j in range(k):
+                t = t0 + j
+                d_t = delta[:, t].unsqueeze(1)
+                torch.mul(d_t, aT, out=dAs[j]).exp_()
+                torch.mul(dAs[j], h, out=ms[j])
+                torch.mul(d_t, x[:, t].unsqueeze(1), out=dxs[j])
+                h = torch.addcmul(ms[j], B[:, t].unsqueeze(-1), dxs[j], out=hs[j])
+            # walk the chunk in reverse
+            for j in range(k - 1, -1, -1):
+                t = t0 + j
+                gy_t = gy[:, t].unsqueeze(1)  # (B, 1, di)
+                d_t = delta[:, t].unsqueeze(1)
+                x_t = x[:, t].unsqueeze(1)
+                # G_t = dA_{t+1} ⊙ G_{t+1} + C_t ⊗ gy_t
+                torch.mul(dA_next, G, out=G_new)
+                G_new.addcmul_(C[:, t].unsqueeze(-1), gy_t)
+                G, G_new = G_new, G
+                # gC_t = h_t · gy_t ; gB_t = G_t · Δ_t x_t   (contractions over di)
+                torch.bmm(gy_t, hs[j].mT, out=g_n)
+                gC[:, t].copy_(g_n.squeeze(1))
+                torch.bmm(dxs[j], G.mT, out=g_n)
+                gB[:, t].copy_(g_n.squeeze(1))
+                # GB_t = B_t · G_t (over N): feeds gx and gΔ through Δ_t x_t
+                torch.bmm(B[:, t].unsqueeze(1), G, out=GB)  # (B, 1, di)
+                # P_t = dLoss/d(Δ_t A) = G_t ⊙ dA_t ⊙ h_{t-1}
+                torch.mul(G, ms[j], out=P)
+                if shared_a:
+                    torch.bmm(d_t, P.mT, out=g_a)  # sum over c of Δ P
+                    gA_acc.add_(g_a)
+                    torch.bmm(a_row, P, out=gd)  # (B, 1, di): sum over n of A P
+                else:
+                    gA_acc.addcmul_(P, d_t)
+                    torch.sum(P.mul_(aT), 1, keepdim=True, out=gd)
+                gd.addcmul_(x_t, GB)
+                gdelta[:, t].copy_(gd.squeeze(1))
+                torch.mul(d_t, GB, out=gx[:, t].unsqueeze(1))
+                gD_acc.addcmul_(gy_t.squeeze(1), x_t.squeeze(1))
+                dA_next = dAs[j]
+            if c > 0:  # dAs is overwritten by the next chunk: keep dA_{t0}
+                dA_next = dA_carry.copy_(dAs[0])
+        gx.addcmul_(gy, D)
+        gD = gD_acc.sum(0)
+        gA = gA_acc.sum(0)  # (N, 1) or (N, di)
+        gA = gA.view(n) if shared_a else gA.t()
+        return gx, gdelta, gA, gB, gC, gD, None
+
+
+def scan_chunked(x, delta, A, B, C, D, *, chunk: int = 16):
+    """Selective scan (same contract as `scan_reference`) that saves only chunk-entry states.
+
+    Under ``torch.no_grad()`` (or when no input requires grad) nothing is kept for backward.
+    """
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk={chunk!r} must be a positive integer")
+    tensors = (x, delta, A, B, C, D)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _ChunkedScan.apply(x, delta, A, B, C, D, chunk)
+    y, _ = _forward(x, delta, A, B, C, D, chunk, keep_states=False)
+    return y

@@ -1,0 +1,162 @@
+"""The chunked selective scan (qssm/ssm/chunked.py) against its reference twin (scan.py)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qssm.ssm.chunked import scan_chunked
+from qssm.ssm.scan import scan_reference, selective_scan
+
+RTOL = {torch.float32: 1e-4, torch.float64: 1e-10}
+DELTA_RANGES = {"tiny": (1e-4, 1e-3), "mamba": (1e-3, 1e-1), "large": (1.0, 10.0)}
+
+
+def make_inputs(bsz, length, di, n, *, dtype, a_shape, delta_range=(1e-3, 1e-1), seed=0,
+                device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = delta_range
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=dtype)
+
+    x = r(bsz, length, di)
+    # log-uniform Δ in [lo, hi]
+    u = torch.rand(bsz, length, di, generator=g, dtype=dtype)
+    delta = torch.exp(torch.log(torch.tensor(lo, dtype=dtype)) * (1 - u) + torch.log(torch.tensor(hi, dtype=dtype)) * u)
+    if a_shape == "shared":
+        A = -torch.arange(1, n + 1, dtype=dtype) * (0.5 + torch.rand(n, generator=g, dtype=dtype))
+    else:
+        A = -torch.arange(1, n + 1, dtype=dtype).repeat(di, 1) * (0.5 + torch.rand(di, n, generator=g, dtype=dtype))
+    B, C = r(bsz, length, n), r(bsz, length, n)
+    D = r(di)
+    return [t.to(device).requires_grad_() for t in (x, delta, A, B, C, D)]
+
+
+def values_and_grads(fn, inputs, gy):
+    y = fn(*inputs)
+    grads = torch.autograd.grad(y, inputs, gy)
+    return (y.detach(),) + tuple(grads)
+
+
+def assert_match(got, want, rtol):
+    names = ("y", "dx", "ddelta", "dA", "dB", "dC", "dD")
+    for name, a, b in zip(names, got, want):
+        assert a.shape == b.shape, name
+        scale = b.abs().max().item() + 1e-30
+        torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * scale, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("a_shape", ["shared", "channel"])
+@pytest.mark.parametrize("length,chunk", [(1, 16), (5, 16), (16, 16), (37, 16), (37, 4), (50, 1)])
+def test_matches_reference(dtype, a_shape, length, chunk):
+    inputs = make_inputs(3, length, 8, 4, dtype=dtype, a_shape=a_shape, seed=length * 7 + chunk)
+    gy = torch.randn(3, length, 8, dtype=dtype)
+    want = values_and_grads(scan_reference, inputs, gy)
+    got = values_and_grads(lambda *a: scan_chunked(*a, chunk=chunk), inputs, gy)
+    assert_match(got, want, RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("a_shape", ["shared", "channel"])
+@pytest.mark.parametrize("delta_range", list(DELTA_RANGES))
+def test_delta_ranges(dtype, a_shape, delta_range):
+    inputs = make_inputs(2, 45, 6, 5, dtype=dtype, a_shape=a_shape, delta_range=DELTA_RANGES[delta_range], seed=3)
+    gy = torch.randn(2, 45, 6, dtype=dtype)
+    want = values_and_grads(scan_reference, inputs, gy)
+    got = values_and_grads(lambda *a: selective_scan(*a, impl="chunked"), inputs, gy)
+    for t in got:
+        assert torch.isfinite(t).all()
+    assert_match(got, want, RTOL[dtype])
+
+
+def test_float32_long_chunks_stay_finite():
+    """Large Δ·|A| over long chunks: a cumsum/exp closed form would overflow; the walk must not."""
+    inputs = make_inputs(2, 300, 4, 16, dtype=torch.float32, a_shape="channel", delta_range=(1.0, 10.0))
+    gy = torch.randn(2, 300, 4)
+    got = values_and_grads(lambda *a: scan_chunked(*a, chunk=256), inputs, gy)
+    want = values_and_grads(scan_reference, inputs, gy)
+    for t in got:
+        assert torch.isfinite(t).all()
+    assert_match(got, want, RTOL[torch.float32])
+
+
+@pytest.mark.parametrize("a_shape", ["shared", "channel"])
+def test_gradcheck_float64(a_shape):
+    inputs = make_inputs(2, 5, 3, 2, dtype=torch.float64, a_shape=a_shape, seed=11)
+    assert torch.autograd.gradcheck(lambda *a: scan_chunked(*a, chunk=2), inputs, eps=1e-6, atol=1e-8)
+
+
+def test_non_contiguous_inputs_and_partial_grads():
+    x, delta, A, B, C, D = make_inputs(2, 20, 6, 3, dtype=torch.float64, a_shape="channel")
+    xt = x.detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_()  # strided view
+    Bn = B.detach().clone()  # no grad wanted for B
+    args = (xt, delta, A, Bn, C, D)
+    gy = torch.randn(2, 20, 6, dtype=torch.float64)
+    y1 = scan_chunked(*args, chunk=3)
+    y2 = scan_reference(*args)
+    torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-12)
+    want = [t for t in args if t.requires_grad]
+    g1 = torch.autograd.grad(y1, want, gy)
+    g2 = torch.autograd.grad(y2, want, gy)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert y1.is_contiguous() and y1.shape == (2, 20, 6)
+
+
+def _saved(fn, inputs, exclude_inputs=True):
+    """(number of packed tensors, bytes of distinct storages saved for backward)."""
+    storages = {}
+    skip = {t.untyped_storage().data_ptr() for t in inputs} if exclude_inputs else set()
+    count = [0]
+
+    def pack(t):
+        count[0] += 1
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in skip:
+            storages[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = fn(*inputs)
+    return y, count[0], sum(storages.values())
+
+
+def test_no_grad_saves_nothing():
+    inputs = make_inputs(2, 40, 8, 4, dtype=torch.float32, a_shape="shared")
+    with torch.no_grad():
+        y, count, nbytes = _saved(lambda *a: scan_chunked(*a), inputs)
+    assert count == 0 and nbytes == 0
+    assert y.grad_fn is None
+    # inputs that do not require grad: also nothing saved, even with grad mode on
+    plain = [t.detach() for t in inputs]
+    y, count, _ = _saved(lambda *a: scan_chunked(*a), plain)
+    assert count == 0 and y.grad_fn is None
+
+
+def test_saved_bytes_far_below_reference():
+    bsz, length, di, n, chunk = 2, 256, 16, 8, 16
+    inputs = make_inputs(bsz, length, di, n, dtype=torch.float32, a_shape="channel")
+    _, _, ref_bytes = _saved(scan_reference, inputs)
+    y, _, fast_bytes = _saved(lambda *a: scan_chunked(*a, chunk=chunk), inputs)
+    # chunk-entry states only: ceil(L/K) * B * N * di floats
+    assert fast_bytes <= (-(-length // chunk)) * bsz * n * di * 4
+    assert fast_bytes * 10 < ref_bytes
+    y.sum().backward()  # and the graph still differentiates
+
+
+def test_bad_chunk_rejected():
+    inputs = make_inputs(1, 4, 2, 2, dtype=torch.float32, a_shape="shared")
+    with pytest.raises(ValueError, match="chunk"):
+        scan_chunked(*inputs, chunk=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("a_shape", ["shared", "channel"])
+def test_cuda_matches_cpu(a_shape):
+    cpu = make_inputs(2, 37, 8, 4, dtype=torch.float64, a_shape=a_shape)
+    gpu = [t.detach().cuda().requires_grad_() for t in cpu]
+    gy = torch.randn(2, 37, 8, dtype=torch.float64)
+    want = values_and_grads(scan_reference, cpu, gy)
+    got = values_and_grads(lambda *a: scan_chunked(*a, chunk=16), gpu, gy.cuda())
+    assert_match(tuple(t.cpu() for t in got), want, 1e-10)

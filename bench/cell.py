@@ -41,6 +41,7 @@ MODEL_SETTING_FIELDS = ("n_qubits", "qlcu_layers", "feature_dim", "d_model", "d_
 # Cell fields that a data file can supply when the user leaves them unset.
 FILE_RESOLVED_FIELDS = ("seq_len", "feature_dim", "output_dim")
 _ID_VERSION = "qssm-cell-1"
+_SKIP_MODEL_CHECK = False  # set while rebuilding cells that were validated before (rank processes)
 
 
 def _model_defaults() -> dict:
@@ -98,7 +99,8 @@ class Cell:
             object.__setattr__(self, "task", resolve_file_task(self.task))
         from .tasks import check_task
         check_task(self.task, self.seq_len, self.feature_dim, self.output_dim)
-        _check_model_config(self.model, tuple(sorted(self.model_kwargs().items())))
+        if not _SKIP_MODEL_CHECK:
+            _check_model_config(self.model, tuple(sorted(self.model_kwargs().items())))
 
     # ----- views -----
     def to_dict(self) -> dict:
@@ -327,8 +329,10 @@ def cell_from_mapping(raw: Mapping[str, Any], *, from_text: bool = False, where:
         raise UserError(f"{where}{exc}") from None
 
 
-def cell_from_row(row: Mapping[str, Any]) -> Cell:
-    """Rebuild a cell from a result row or a manifest entry (extra keys ignored, NaN -> None)."""
+def cell_from_row(row: Mapping[str, Any], *, check_model: bool = True) -> Cell:
+    """Rebuild a cell from a result row or a manifest entry (extra keys ignored, NaN -> None).
+    ``check_model=False`` skips building the model on the meta device (seconds in a fresh
+    process) for cells validated before."""
     values = {}
     for key in CELL_FIELDS:
         if key not in row:
@@ -343,4 +347,9 @@ def cell_from_row(row: Mapping[str, Any]) -> Cell:
         if hasattr(v, "item"):
             v = v.item()
         values[key] = v
-    return Cell(**values)
+    global _SKIP_MODEL_CHECK
+    saved, _SKIP_MODEL_CHECK = _SKIP_MODEL_CHECK, not check_model
+    try:
+        return Cell(**values)
+    finally:
+        _SKIP_MODEL_CHECK = saved

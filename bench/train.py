@@ -71,6 +71,19 @@ _OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory",
              "std::bad_alloc")
 
 
+PEER_FAILED = "peer-failed"
+_PEER_TEXT = ("connection closed by peer", "connection reset by peer", "remote worker crashing",
+              "broken pipe", "socket closed")
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    """Did this rank fail only because another rank went away?"""
+    import torch.distributed as dist
+    if isinstance(exc, tuple(t for t in (getattr(dist, "DistNetworkError", None),) if t)):
+        return True
+    return isinstance(exc, RuntimeError) and any(s in str(exc).lower() for s in _PEER_TEXT)
+
+
 def classify(exc: BaseException) -> tuple[str, str]:
     """(status, one-paragraph error text) for an exception raised while a cell ran."""
     import torch
@@ -221,7 +234,7 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
         if dist is not None:
             from torch.nn.parallel import DistributedDataParallel as DDP
             ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                      find_unused_parameters=True)
+                      static_graph=True)  # copes with the unused parameters some models hold
         else:
             ddp = model
         params = [p for p in model.parameters() if p.requires_grad]
@@ -432,11 +445,12 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
                 return Outcome(cid, None, "skipped", skipped_reason=decision[0])
             attempt = decision[1]
 
-        last = [0.0]
+        last, last_phase = [0.0], [""]
 
         def progress(phase, i, n):
             now = time.monotonic()
-            if env.rank == 0 and (now - last[0] > 0.5 or i == n):
+            if env.rank == 0 and (now - last[0] > 0.2 or i == n or phase != last_phase[0]):
+                last_phase[0] = phase
                 last[0] = now
                 store.write_progress(results_dir, cid, {
                     "cell_id": cid, "attempt": attempt, "phase": phase, "step": i, "steps": n,
@@ -453,6 +467,9 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
             status, text = classify(exc)
             print(f"qssm: cell {cid} attempt {attempt} rank {env.rank}: {status}: {text}", file=sys.stderr)
             traceback.print_exc()
+            if env.launcher == "local" and is_peer_failure(exc):
+                # a peer died; our supervisor knows why (exit status) and writes that row instead
+                return Outcome(cid, attempt, PEER_FAILED, text)
             out = finish(status, text, attempt, True)
             if env.rank == 0:
                 store.clear_progress(results_dir, cid)

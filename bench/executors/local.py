@@ -4,8 +4,8 @@ Rank processes are forked from a *fork server* that has already imported torch a
 (``multiprocessing`` "forkserver" with preload): a rank starts in tens of milliseconds instead of
 seconds, from a clean single-threaded parent. Each rank redirects its output to
 ``DIR/.logs/<cell_id>.a<NNN>.rank<R>.log`` and asks the kernel to kill it if its parent dies
-(PR_SET_PDEATHSIG), so killing the driver — even with SIGKILL — leaves no orphan ranks (the fork
-server exits when the driver goes, and takes its children with it).
+and watches a pipe whose write end only the driver holds, so killing the driver — even with
+SIGKILL — leaves no orphan ranks.
 
 Ranks of a multi-rank cell meet through a ``file://`` store in a private temp folder (no ports).
 The supervisor (the driver, or ``qssm run-cell`` outside a batch system):
@@ -38,6 +38,7 @@ from ..cell import Cell
 from .base import CellEvent, Executor, Submission, attempt_row, claim
 
 FAIL_GRACE_S = 10.0     # after one rank fails, how long the others get before being stopped
+PEER_EXIT = 4           # exit status of a rank that failed only because another rank went away
 PRELOAD = ["bench.train", "bench.tasks", "bench.metrics", "qssm", "torch.distributed",
            "torch.nn.parallel", "pyarrow.parquet"]
 
@@ -52,24 +53,56 @@ def _context():
     return _ctx
 
 
+@contextlib.contextmanager
+def _main_hidden():
+    """Start children without re-importing the driver's __main__ in them (multiprocessing would
+    run the main script again as __mp_main__; ours is a CLI, a test runner, or stdin). The rank
+    target lives in this importable module, so the children do not need it."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
 def _time_grace(budget: float) -> float:
-    return max(30.0, 0.25 * budget)
+    return max(10.0, 0.25 * budget)
 
 
 # ---------------------------------------------------------------------------------------------
 # the rank process
 # ---------------------------------------------------------------------------------------------
-def _die_with_parent(parent_pid: int) -> None:
+def _die_with_driver(lifeline) -> None:
+    """Never outlive the driver: a thread waits on a pipe whose only write end the driver holds
+    (EOF = the driver is gone, however it died) and then kills this rank. Also give up our copy
+    of the fork server's keep-alive fd (so the server exits with the driver) and ask for SIGKILL
+    when the fork server goes."""
+    import threading
     with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:
-        os._exit(1)
+        from multiprocessing import forkserver
+        os.close(forkserver._forkserver._forkserver_alive_fd)
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    def watch():
+        try:
+            while True:
+                lifeline.recv()
+        except (EOFError, OSError):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, name="qssm-lifeline", daemon=True).start()
 
 
 def _rank_main(cell_dict, results_dir, rank, world, init_method, attempt, log_path, launcher, force,
-               environ, cwd):
-    _die_with_parent(os.getppid())
+               environ, cwd, lifeline):
+    _die_with_driver(lifeline)
     os.environ.clear()
     os.environ.update(environ)
     with contextlib.suppress(OSError):
@@ -85,14 +118,15 @@ def _rank_main(cell_dict, results_dir, rank, world, init_method, attempt, log_pa
     from ..train import run_cell
     from .launchers import RankEnv
     try:
-        cell = cell_from_row(cell_dict)
+        cell = cell_from_row(cell_dict, check_model=False)  # validated by the driver
         env = RankEnv(rank, world, rank, world, launcher, init_method if world > 1 else None)
         out = run_cell(cell, results_dir, env, attempt=attempt, force=force)
     except KeyboardInterrupt:
         os._exit(130)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0 if out.status in ("ok", "skipped") else 1)
+    from ..train import PEER_FAILED
+    os._exit(0 if out.status in ("ok", "skipped") else PEER_EXIT if out.status == PEER_FAILED else 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,12 +167,14 @@ def supervise(cell: Cell, results_dir, attempt: int, *, on_step=None, launcher: 
     killed_for_time = False
     first_fail = None
     last_progress = None
+    lifeline_r, lifeline_w = ctx.Pipe(duplex=False)  # we hold the only write end
     try:
         for r in range(world):
             p = ctx.Process(target=_rank_main, name=f"qssm-rank{r}",
                             args=(cell.to_dict(), str(results_dir), r, world, init_method, attempt,
-                                  str(log_paths[r]), launcher, force, environ, os.getcwd()))
-            p.start()
+                                  str(log_paths[r]), launcher, force, environ, os.getcwd(), lifeline_r))
+            with _main_hidden():
+                p.start()
             procs.append(p)
         while True:
             alive = [p for p in procs if p.exitcode is None]
@@ -165,6 +201,8 @@ def supervise(cell: Cell, results_dir, attempt: int, *, on_step=None, launcher: 
         raise
     finally:
         shutil.rmtree(rdzv, ignore_errors=True)
+        lifeline_r.close()
+        lifeline_w.close()
     row = attempt_row(results_dir, cid, attempt)
     if row is not None:
         store.clear_progress(results_dir, cid)
@@ -179,9 +217,13 @@ def supervise(cell: Cell, results_dir, attempt: int, *, on_step=None, launcher: 
         error = (f"time budget of {cell.time_budget_s:g} s spent; the ranks were killed after "
                  f"{time.monotonic() - t0:.0f} s{where}")
     else:
-        bad = [(r, c) for r, c in enumerate(codes) if c not in (0, None)] or [(0, codes[0])]
+        bad = ([(r, c) for r, c in enumerate(codes) if c not in (0, None, PEER_EXIT)]
+               or [(r, c) for r, c in enumerate(codes) if c not in (0, None)] or [(0, codes[0])])
         r, c = bad[0]
-        if c is not None and c < 0 and -c == signal.SIGKILL:
+        if c == PEER_EXIT:
+            status = "failed"
+            error = f"the ranks lost contact with each other (rank {r}: connection to a peer closed){where}"
+        elif c is not None and c < 0 and -c == signal.SIGKILL:
             status = "oom"
             error = (f"rank {r} was killed by SIGKILL, most likely by the kernel's out-of-memory killer{where}")
         else:

@@ -34,7 +34,7 @@ class ModelConfig:
     quantum_steps: int = 32      # timesteps given to the circuits (QuantumMambaSSM)
     quantum_backend: str = "torch"        # torch statevector or pennylane
     qml_device: str = "default.qubit"     # PennyLane device (pennylane backend)
-    scan: str = "reference"      # selective-scan implementation: chunked or reference
+    scan: str = "chunked"        # selective-scan implementation: chunked (fused) or reference (loop)
     layout: str = "BDT"          # input layout: BDT (the document's), BTD, or auto
     device: object = field(default=None, compare=False)  # torch device to place the model on
 

@@ -83,7 +83,7 @@ def test_gradients_reach_every_used_parameter(name):
 
 
 @pytest.mark.parametrize("block_cls", [QMambaBlock, CMambaBlock])
-@pytest.mark.parametrize("scan", ["reference"])
+@pytest.mark.parametrize("scan", ["reference", "chunked"])
 def test_mamba_blocks_are_causal(block_cls, scan):
     torch.manual_seed(3)
     block = block_cls(8, 4, scan)
@@ -140,3 +140,23 @@ def test_pennylane_backend_model_matches_torch(name):
         assert (u is None) == (v is None)
         if u is not None:
             torch.testing.assert_close(u, v, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["quantum_mamba_ssm", "quantum_hydra_ssm", "classical_mamba", "classical_hydra"])
+def test_scan_impls_give_the_same_model(name):
+    torch.manual_seed(5)
+    a = qssm.build_model(name, **SMALL, scan="reference").double()
+    b = qssm.build_model(name, **SMALL, scan="chunked").double()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(3, 5, 21, dtype=torch.float64)
+    ya, yb = a(x), b(x)
+    torch.testing.assert_close(ya, yb, atol=1e-10, rtol=1e-10)
+    ga = torch.autograd.grad(ya.square().sum(), [p for p in a.parameters() if p.requires_grad], allow_unused=True)
+    gb = torch.autograd.grad(yb.square().sum(), [p for p in b.parameters() if p.requires_grad], allow_unused=True)
+    for u, v in zip(ga, gb):
+        if u is not None:
+            torch.testing.assert_close(u, v, atol=1e-9, rtol=1e-8)
+
+
+def test_default_scan_is_chunked():
+    assert qssm.ModelConfig().scan == "chunked"

@@ -85,6 +85,8 @@ class Progress:
             self.current, self.current_t0, self.phase = ev, time.monotonic(), "starting"
             self._draw(force=True)
         elif ev.kind == "progress":
+            if self.current is None:
+                self.current, self.current_t0 = ev, time.monotonic()
             self.phase = f"{ev.phase} {ev.step}/{ev.steps}" if ev.phase == "train" else ev.phase
             self._draw()
         elif ev.kind == "skipped":

@@ -11,7 +11,8 @@ Synthetic tasks (need D >= 2 features and O >= 2 classes; every value carries N(
   class shown at the flagged step. Longer T = more distractor tokens to ignore.
 - ``adding``: feature 0 carries uniform values in [0, 1), feature 1 flags two distinct timesteps;
   features 2.. are uniform distractors. The label is the sum of the two flagged values, binned
-  into O equally likely classes (quantiles of the triangular distribution of the sum). Needs T >= 2.
+  into O equally likely classes (quantiles of the triangular distribution of the sum; the sum of
+  the values as shown, noise included, so the label is exact). Needs T >= 2.
 - ``order``: feature 0 flags token A at one timestep, feature 1 token B at another; features 2..
   are N(0, 1) distractors. The label is 0 if A comes before B, else 1 (classes 2..O-1 unused).
   Needs both marked positions, wherever they are. Needs T >= 2.
@@ -47,6 +48,11 @@ def _rng(*key: int) -> np.random.Generator:
 # ---------------------------------------------------------------------------------------------
 # synthetic generators: (rng, n, T, D, O, seed) -> x (n, T, D) float32, y (n,) int64
 # ---------------------------------------------------------------------------------------------
+def _noisy(x, rng):
+    x += NOISE * rng.standard_normal(x.shape).astype(np.float32)
+    return x
+
+
 def _marked_recall(rng, n, T, D, O, seed):
     protos = _rng(seed, _PROTO).standard_normal((O, D - 1)).astype(np.float32)  # (O, D-1)
     classes = rng.integers(O, size=(n, T))  # token class at every step
@@ -55,7 +61,7 @@ def _marked_recall(rng, n, T, D, O, seed):
     x[:, :, 1:] = protos[classes]
     x[np.arange(n), marked, 0] = 1.0
     y = classes[np.arange(n), marked]
-    return x, y
+    return _noisy(x, rng), y
 
 
 def _two_positions(rng, n, T):
@@ -73,7 +79,8 @@ def _adding(rng, n, T, D, O, seed):
     rows = np.arange(n)
     x[rows, p1, 1] = 1.0
     x[rows, p2, 1] = 1.0
-    s = x[rows, p1, 0].astype(np.float64) + x[rows, p2, 0]
+    x += NOISE * rng.standard_normal(x.shape).astype(np.float32)
+    s = np.clip(x[rows, p1, 0].astype(np.float64) + x[rows, p2, 0], 0.0, 2.0)  # what the model sees
     cdf = np.where(s <= 1.0, s * s / 2.0, 1.0 - (2.0 - s) ** 2 / 2.0)  # triangular CDF on [0, 2]
     y = np.minimum((cdf * O).astype(np.int64), O - 1)
     return x, y
@@ -88,7 +95,7 @@ def _order(rng, n, T, D, O, seed):
     x[rows, p1, 0] = 1.0
     x[rows, p2, 1] = 1.0
     y = (p1 > p2).astype(np.int64)
-    return x, y
+    return _noisy(x, rng), y
 
 
 _GENERATORS = {"marked_recall": _marked_recall, "adding": _adding, "order": _order}
@@ -97,7 +104,6 @@ _GENERATORS = {"marked_recall": _marked_recall, "adding": _adding, "order": _ord
 def generate(task: str, rng: np.random.Generator, n: int, seq_len: int, feature_dim: int,
              output_dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     x, y = _GENERATORS[task](rng, n, seq_len, feature_dim, output_dim, seed)
-    x += NOISE * rng.standard_normal(x.shape).astype(np.float32)
     return x, y.astype(np.int64)
 
 

@@ -21,6 +21,7 @@ The supervisor (the driver, or ``qssm run-cell`` outside a batch system):
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import multiprocessing as mp
@@ -287,8 +288,21 @@ def run_claimed(sub: Submission, on_event, run_one) -> dict[str, str]:
     """Shared loop of the inline and local executors: claim each cell, run it, report events."""
     out: dict[str, str] = {}
     emit = on_event or (lambda ev: None)
-    for cell in sub.cells:
+    queue = collections.deque(sub.cells)
+    waiting: set[str] = set()
+    while queue:
+        cell = queue.popleft()
         with claim(cell, sub.results_dir, retry_failed=sub.retry_failed) as c:
+            if c.skip == "busy":
+                # another sweep is running this cell right now: come back to it when the others
+                # are done (its row will then be there, or its lock free again)
+                queue.append(cell)
+                if cell.cell_id not in waiting:
+                    waiting.add(cell.cell_id)
+                    emit(CellEvent("progress", cell, phase="running elsewhere, waiting"))
+                if all(q.cell_id in waiting for q in queue):
+                    time.sleep(0.5)
+                continue
             if c.skip:
                 out[cell.cell_id] = "skipped"
                 emit(CellEvent("skipped", cell, status=c.skip))

@@ -182,3 +182,10 @@ def test_concurrent_writers_leave_no_torn_files(tmp_path):
     assert len(res.df) == 3 * 25 + 1 and res.problems == []
     assert (res.df["cell_id"] == "0000000000ff").sum() == 1
     assert list((d / store.TMP).iterdir()) == []
+
+
+def test_every_column_is_documented():
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "harness.md").read_text()
+    missing = [name for name in schema.COLUMN_NAMES if f"`{name}`" not in doc]
+    assert missing == []

@@ -54,6 +54,13 @@ def main(argv=None) -> int:
 
     from .errors import UserError
 
+    user_errors = (UserError, ConfigError)
+    try:
+        from analysis.errors import AnalysisError
+        user_errors += (AnalysisError,)
+    except ImportError:  # pragma: no cover
+        pass
+
     argv = sys.argv[1:] if argv is None else argv
     commands = _available()
     # only import the chosen command's module (argparse needs the others' names only)
@@ -65,7 +72,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except (UserError, ConfigError) as exc:
+    except user_errors as exc:
         print(f"qssm: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -54,6 +54,74 @@ class InjectedFault(RuntimeError):
     """Raised by QSSM_FAULT (tests)."""
 
 
+_CHECKPOINT_REQUESTED = False
+
+
+def request_checkpoint() -> None:
+    """Ask the running cell to checkpoint at its next step boundary (signal-handler safe: e.g. a
+    batch system's pre-emption warning). Has effect only where checkpoints are kept."""
+    global _CHECKPOINT_REQUESTED
+    _CHECKPOINT_REQUESTED = True
+
+
+class Checkpointer:
+    """Checkpoints of one attempt: ``DIR/.checkpoints/<cell_id>/rank<R>.pt`` (model, optimiser,
+    RNG, losses, step times, metrics so far) and ``meta.json`` ({attempt, step, world_size}),
+    written at step boundaries every ``every_s`` seconds (None: only when requested). A later run
+    of the same attempt number — the next attempt of a cell whose run died without a row gets
+    that number again — resumes from it, and its loss curve continues exactly."""
+
+    def __init__(self, results_dir, cell_id: str, rank: int, world_size: int, attempt: int,
+                 every_s: float | None):
+        self.dir = Path(results_dir) / ".checkpoints" / cell_id
+        self.rank, self.world_size, self.attempt, self.every_s = rank, world_size, attempt, every_s
+        self.last = time.monotonic()
+
+    def want(self) -> bool:
+        return _CHECKPOINT_REQUESTED or (self.every_s is not None and time.monotonic() - self.last >= self.every_s)
+
+    def _meta(self):
+        try:
+            return json.loads((self.dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def load(self):
+        """This rank's state if a complete checkpoint of this attempt exists, else None."""
+        import torch
+        meta = self._meta()
+        if not meta or meta.get("attempt") != self.attempt or meta.get("world_size") != self.world_size:
+            return None
+        try:
+            state = torch.load(self.dir / f"rank{self.rank}.pt", map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 - unreadable: start afresh
+            return None
+        return state if state.get("step") == meta.get("step") else None
+
+    def save(self, state: dict, barrier) -> None:
+        import torch
+        global _CHECKPOINT_REQUESTED
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"rank{self.rank}.pt"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        barrier()  # every rank's file is complete before the step is declared
+        if self.rank == 0:
+            meta = self.dir / "meta.json"
+            tmp = meta.with_name(f".meta.json.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"attempt": self.attempt, "step": state["step"],
+                                       "world_size": self.world_size}))
+            os.replace(tmp, meta)
+        self.last = time.monotonic()
+        _CHECKPOINT_REQUESTED = False
+
+    @staticmethod
+    def clear(results_dir, cell_id: str) -> None:
+        import shutil
+        shutil.rmtree(Path(results_dir) / ".checkpoints" / cell_id, ignore_errors=True)
+
+
 @dataclass
 class Outcome:
     cell_id: str
@@ -154,10 +222,10 @@ def _dist():
 
 
 def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=None,
-          partial: dict | None = None) -> dict:
+          partial: dict | None = None, checkpoint: Checkpointer | None = None) -> dict:
     """Train one cell on this rank (process group already initialised when world_size > 1).
     Returns the metric columns (rank-reduced). ``partial`` is filled as values become known, so a
-    failure row can keep them."""
+    failure row can keep them. With ``checkpoint``, resume from and save checkpoints."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -239,8 +307,32 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             ddp = model
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cell.lr)
+        start = 0
+        state = checkpoint.load() if checkpoint is not None else None
+        ok = allreduce([1.0 if state is not None else 0.0])[0] == world  # all ranks or none
+        if state is not None and ok:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng_cpu"])
+            if device.type == "cuda" and state.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(state["rng_cuda"], device)
+            losses.extend(state["losses"])
+            step_times.extend(state["step_times"])
+            saved = state.get("saved")
+            m.update(state.get("metrics", {}))
+            start = state["step"]
+            m["_resumed_from_step"] = start  # underscore: goes to the file metadata, not a column
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+
+        def save_checkpoint(done_steps):
+            checkpoint.save({
+                "step": done_steps, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "losses": list(losses), "step_times": list(step_times), "saved": saved,
+                "metrics": {k: v for k, v in m.items() if k.startswith(("peak_mem", "n_params"))},
+            }, barrier=(dist.barrier if dist is not None else (lambda: None)))
 
         def run_step(step):
             x, y = shard(task.train_batch(step, cell.batch_size))
@@ -251,7 +343,8 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             dt = time.perf_counter() - t0
             bad = 0.0 if (math.isfinite(loss.item()) and math.isfinite(float(gnorm))) else 1.0
             late = 1.0 if (deadline is not None and time.monotonic() > deadline) else 0.0
-            total, n_bad, n_late = allreduce([loss.item() if not bad else 0.0, bad, late])
+            want = 1.0 if (checkpoint is not None and checkpoint.want()) else 0.0
+            total, n_bad, n_late, n_want = allreduce([loss.item() if not bad else 0.0, bad, late, want])
             m["steps_run"] = step + 1
             if n_bad:
                 raise NanLoss(f"training loss or gradient norm is not finite at step {step} "
@@ -261,12 +354,14 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             m["final_loss"] = losses[-1]
             if on_step is not None:
                 on_step("train", step + 1, cell.steps)
+            if n_want and step + 1 < cell.steps:
+                save_checkpoint(step + 1)
             if n_late:
                 raise CellTimeout(f"time budget of {cell.time_budget_s:g} s spent after step {step + 1} "
                                   f"of {cell.steps}")
 
         with phase("train"):
-            for step in range(cell.warmup_steps):
+            for step in range(start, cell.warmup_steps):
                 if step == 0:
                     with SavedTensorBytes(params) as sv:
                         run_step(step)
@@ -275,8 +370,9 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
                     run_step(step)
     if profiling:
         m["peak_mem_infer_bytes"] = mem.peak("infer")
-        m["peak_mem_train_bytes"] = mem.peak("train") if cell.warmup_steps > 0 else None
-    for step in range(cell.warmup_steps, cell.steps):  # timed steps: no hooks, no profiler
+        if start < cell.warmup_steps:  # else: as measured before the checkpoint
+            m["peak_mem_train_bytes"] = mem.peak("train")
+    for step in range(max(start, cell.warmup_steps), cell.steps):  # timed: no hooks, no profiler
         run_step(step)
     m["loss_curve"] = json.dumps([round(v, 7) for v in losses])
     if device.type == "cuda":
@@ -358,7 +454,7 @@ def _utcnow() -> str:
 def make_row(cell: Cell, attempt: int, status: str, error: str, launcher: str, started_at: str,
              wall_time_s: float, metrics: dict, requeues: int = 0) -> dict:
     row = cell.to_dict()
-    row.update({k: v for k, v in metrics.items()})
+    row.update({k: v for k, v in metrics.items() if not k.startswith("_")})
     row.update(cell_id=cell.cell_id, status=status, error=error or "", attempt=attempt, requeues=requeues,
                launcher=launcher, started_at=started_at, wall_time_s=wall_time_s)
     row.setdefault("steps_run", 0)
@@ -375,7 +471,7 @@ def _init_group(env: RankEnv, cell: Cell):
 
 
 def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = None, on_step=None,
-             force: bool = False, requeues: int = 0) -> Outcome:
+             force: bool = False, requeues: int = 0, checkpoint_every_s: float | None = None) -> Outcome:
     """Run one attempt of ``cell`` on this rank and record it in ``results_dir``.
 
     ``launcher``: a launcher name (``auto``, ``inline``, ``local``, ``torchrun``, ``submitit``,
@@ -384,7 +480,12 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
     ``attempt``: given by a supervisor that already holds the cell's lock; when None, rank 0 takes
     the lock, skips the cell if it already has an ``ok`` row (unless ``force``), and numbers the
     attempt. ``on_step(phase, i, n)`` is called on rank 0 as the cell progresses.
+    ``checkpoint_every_s`` (default ``$QSSM_CHECKPOINT_EVERY_S``, else none): keep checkpoints of
+    the attempt (see ``Checkpointer``); a checkpoint of the same attempt number is always resumed.
+    ``requeues`` is recorded in the row.
     """
+    if checkpoint_every_s is None and os.environ.get("QSSM_CHECKPOINT_EVERY_S"):
+        checkpoint_every_s = float(os.environ["QSSM_CHECKPOINT_EVERY_S"])
     env = launcher if isinstance(launcher, RankEnv) else detect(launcher)
     results_dir = Path(results_dir)
     if env.world_size == 1 and cell.world_size > 1:
@@ -407,7 +508,8 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
                        time.monotonic() - t_start, metrics, requeues)
         gpu = metrics.get("device_name") if cell.device == "cuda" else None
         path = store.write_row(results_dir, row, store.environment(
-            env.launcher, gpu, world_size=env.world_size, rank=env.rank, threads_per_rank=threads)) if write else None
+            env.launcher, gpu, world_size=env.world_size, rank=env.rank, threads_per_rank=threads,
+            resumed_from_step=metrics.get("_resumed_from_step"))) if write else None
         return Outcome(cid, attempt_no, status, error, path)
 
     if env.world_size != cell.world_size:
@@ -459,8 +561,9 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
                 on_step(phase, i, n)
 
         progress("build", 0, cell.steps)
+        ckpt = Checkpointer(results_dir, cid, env.rank, env.world_size, attempt, checkpoint_every_s)
         try:
-            train(cell, env, deadline=deadline, on_step=progress, partial=metrics)
+            train(cell, env, deadline=deadline, on_step=progress, partial=metrics, checkpoint=ckpt)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - failures are data
@@ -473,10 +576,12 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
             out = finish(status, text, attempt, True)
             if env.rank == 0:
                 store.clear_progress(results_dir, cid)
+                Checkpointer.clear(results_dir, cid)
             return out
         if env.rank == 0:
             out = finish("ok", "", attempt, True)
             store.clear_progress(results_dir, cid)
+            Checkpointer.clear(results_dir, cid)
             return out
         return Outcome(cid, attempt, "ok")
 

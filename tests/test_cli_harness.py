@@ -224,3 +224,26 @@ def test_two_sweeps_into_one_folder_at_once(tmp_path):
     df = store.read_results(res).df
     assert len(df) == 9 and df["cell_id"].is_unique   # overlapping cells ran once
     assert list((res / store.TMP).iterdir()) == []
+
+
+def test_a_killed_attempt_resumes_from_its_checkpoint(tmp_path):
+    from bench.cell import cell_from_mapping
+    from bench.executors.base import write_manifest
+    from bench.executors.launchers import RankEnv
+    from bench.train import run_cell
+    c = cell_from_mapping({"model": "quantum_mamba_gated", **TINY, "steps": 9, "warmup_steps": 2, "dropout": 0.2})
+    res = tmp_path / "r"
+    man = write_manifest(tmp_path / "cells.json", [c], res)
+    r = qssm("run-cell", man, "0", env={"QSSM_FAULT": "exit@6", "QSSM_CHECKPOINT_EVERY_S": "0"})
+    assert r.returncode == 3 and not list(res.glob("*.parquet"))          # died without a row
+    assert json.loads((res / ".checkpoints" / c.cell_id / "meta.json").read_text())["step"] == 6
+    r = qssm("run-cell", man, "0")                                          # the requeued run
+    assert r.returncode == 0, r.stderr
+    got = store.read_results(res)
+    row = got.df.iloc[0]
+    assert row["attempt"] == 1 and row["steps_run"] == 9 and row["status"] == "ok"
+    assert got.env[f"{c.cell_id}.a001.parquet"]["resumed_from_step"] == 6
+    assert not (res / ".checkpoints" / c.cell_id).exists()
+    ref = tmp_path / "ref"
+    run_cell(c, ref, RankEnv.single("inline"))
+    assert json.loads(row["loss_curve"]) == json.loads(store.read_results(ref).df.iloc[0]["loss_curve"])

@@ -234,11 +234,12 @@ def supervise(cell: Cell, results_dir, attempt: int, *, on_step=None, launcher: 
         tail = _log_tail(log_paths[r])
         if tail:
             error += f"; log {log_paths[r].name}: {tail}"
-    from ..train import make_row
+    from ..train import Checkpointer, make_row
     row = make_row(cell, attempt, status, error, launcher, started_at, time.monotonic() - t0, {})
     written = store.write_row(results_dir, row, store.environment(launcher, None, world_size=world,
                                                                     written_by="supervisor"))
     store.clear_progress(results_dir, cid)
+    Checkpointer.clear(results_dir, cid)
     if written is None:  # a rank's row landed meanwhile
         late = attempt_row(results_dir, cid, attempt)
         return late["status"] if late else status

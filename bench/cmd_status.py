@@ -95,7 +95,10 @@ def run(args) -> int:
         print(json.dumps(out, indent=1, default=str))
         return 0
     counts = ", ".join(f"{s['by_status'][k]} {k}" for k in STATUS_ORDER if s["by_status"].get(k)) or "none"
-    print(f"{s['results']}: {s['cells']} cells, {s['rows']} rows (schema v{s['schema_version']}): {counts}")
+    if s["rows"]:
+        print(f"{s['results']}: {s['cells']} cells, {s['rows']} rows (schema v{s['schema_version']}): {counts}")
+    else:
+        print(f"{s['results']}: no result rows yet")
     if s["by_model"]:
         print(f"  {'model':<22} {'cells':>5} " + " ".join(f"{k:>7}" for k in STATUS_ORDER))
         for model, m in sorted(s["by_model"].items()):

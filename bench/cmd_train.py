@@ -31,6 +31,8 @@ def run(args) -> int:
 
     raw = {name: getattr(args, f"cell_{name}") for name in CELL_FIELDS if getattr(args, f"cell_{name}") is not None}
     cell = cell_from_mapping(raw, from_text=True)
+    from .executors.base import check_cells_here
+    check_cells_here([cell], args.executor)
     results_dir = store.prepare_results_dir(Path(args.results))
     progress = Progress(1)
     progress(CellEvent("started", cell))

@@ -53,6 +53,8 @@ ARROW_SCHEMA = pa.schema([pa.field(name, _ARROW[dtype]) for name, dtype, _ in sc
 def prepare_results_dir(path, *, create: bool = True) -> Path:
     """Check that ``path`` is (or can be made) a writable results folder; raise UserError if not.
     With ``create=False`` nothing is created (dry runs)."""
+    if not str(path).strip():
+        raise UserError("--results: the folder name is empty")
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise UserError(f"--results {path}: exists and is not a folder")

@@ -65,6 +65,28 @@ class Sweep:
     description: str = ""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _mapping_no_duplicates(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            dup = key in seen
+        except TypeError:
+            continue
+        if dup:
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_no_duplicates)
+
+
 def resolve_sweep_path(name: str) -> Path:
     """A path, or the name of a shipped sweep (``smoke`` -> bench/sweeps/smoke.yaml)."""
     p = Path(name).expanduser()
@@ -84,13 +106,13 @@ def load_sweep(name) -> Sweep:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_StrictLoader)  # safe_load, but duplicate keys are an error
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{path}: invalid YAML{where}: {problem}") from None
-    return parse_sweep(doc, source=str(path))
+    return parse_sweep(doc, source=str(path), base_dir=path.resolve().parent)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,8 +347,31 @@ def _match_value(cell: Cell, raw: dict, key: str):
     return v
 
 
-def parse_sweep(doc: Any, source: str = "sweep") -> Sweep:
+def _rebase_file_tasks(node, base_dir: Path):
+    """`task: file:REL` in a sweep file: relative to the sweep file's folder when the file is
+    there, else to the working directory."""
+    if isinstance(node, dict):
+        return {k: (_rebase_one(v, base_dir) if k == "task" else _rebase_file_tasks(v, base_dir))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rebase_file_tasks(v, base_dir) for v in node]
+    return node
+
+
+def _rebase_one(value, base_dir: Path):
+    if isinstance(value, list):
+        return [_rebase_one(v, base_dir) for v in value]
+    if isinstance(value, str) and value.startswith("file:"):
+        raw = Path(value[len("file:"):].strip()).expanduser()
+        if raw.parts and not raw.is_absolute() and (base_dir / raw).exists():
+            return f"file:{base_dir / raw}"
+    return value
+
+
+def parse_sweep(doc: Any, source: str = "sweep", base_dir: Path | None = None) -> Sweep:
     where = f"{source}: "
+    if base_dir is not None:
+        doc = _rebase_file_tasks(doc, base_dir)
     if doc is None:
         raise UserError(f"{where}the sweep file is empty")
     if not isinstance(doc, dict):

@@ -140,3 +140,18 @@ def test_bad_sweep_files_fail_with_one_line(tmp_path, text, words):
     assert words in msg, msg
     assert "\n" not in msg
     assert str(p) in msg or "grid" not in text  # the file is named
+
+
+def test_duplicate_yaml_keys_and_relative_data_files(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("model: classical_mamba\nseq_len: 8\nseq_len: 16\n")
+    with pytest.raises(UserError, match="line 3.*'seq_len' is given twice"):
+        load_sweep(p)
+    import numpy as np
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "d.npz", x=np.ones((10, 3, 5), np.float32), y=np.arange(10) % 2)
+    s = tmp_path / "sub" / "s.yaml"
+    s.parent.mkdir()
+    s.write_text("model: classical_mamba\nbatch_size: 2\ngrid: {task: ['file:../data/d.npz']}\n")
+    (c,) = load_sweep(s).cells
+    assert c.task == f"file:{(tmp_path / 'data' / 'd.npz').resolve()}" and (c.seq_len, c.feature_dim) == (5, 3)

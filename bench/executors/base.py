@@ -82,6 +82,11 @@ class Executor(abc.ABC):
     def from_args(cls, args) -> "Executor":
         return cls()
 
+    @classmethod
+    def check_cells(cls, cells: Sequence[Cell]) -> None:
+        """Raise UserError for cells this executor cannot run at all (called before anything is
+        written). Default: accept all."""
+
     def submit(self, cells: Sequence[Cell], results_dir, *, retry_failed: bool = False,
                sweep: str | None = None) -> Submission:
         results_dir = Path(results_dir)
@@ -97,6 +102,22 @@ class Executor(abc.ABC):
     def run(self, cells: Sequence[Cell], results_dir, *, retry_failed: bool = False,
             on_event: OnEvent | None = None) -> dict[str, str]:
         return self.wait(self.submit(cells, results_dir, retry_failed=retry_failed), on_event)
+
+
+def check_cells_here(cells: Sequence[Cell], executor: str) -> None:
+    """For executors that run cells on this machine: CUDA cells need CUDA and a GPU per rank."""
+    cuda = [c for c in cells if c.device == "cuda"]
+    if not cuda:
+        return
+    import torch
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        raise UserError(f"device=cuda ({cuda[0].label()}): CUDA is not available on this machine, where "
+                        f"--executor {executor} runs its cells")
+    big = max(cuda, key=lambda c: c.world_size)
+    if big.world_size > n:
+        raise UserError(f"world_size={big.world_size} with device=cuda ({big.label()}) needs one GPU per rank; "
+                        f"this machine has {n}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,6 +64,24 @@ def request_checkpoint() -> None:
     _CHECKPOINT_REQUESTED = True
 
 
+_STOP_REQUESTED = False
+PREEMPTED_EXIT = 75     # exit status of a rank stopped by request_stop() (EX_TEMPFAIL: run it again)
+
+
+class Preempted(SystemExit):
+    """Raised on every rank right after the checkpoint that ``request_stop()`` asked for: the batch
+    system is about to stop the job. Like Ctrl-C, no row is written; the next run of the cell gets
+    the same attempt number and resumes from the checkpoint."""
+
+
+def request_stop() -> None:
+    """Checkpoint at the next step boundary, then stop every rank with ``Preempted`` (no row);
+    failures seen meanwhile (a peer that already left) write no row either. Signal-handler safe
+    (``bench.requeue`` calls it on SLURM's time-limit / pre-emption signal)."""
+    global _STOP_REQUESTED, _CHECKPOINT_REQUESTED
+    _STOP_REQUESTED = _CHECKPOINT_REQUESTED = True
+
+
 class Checkpointer:
     """Checkpoints of one attempt: ``DIR/.checkpoints/<cell_id>/rank<R>.pt`` (model, optimiser,
     RNG, losses, step times, metrics so far) and ``meta.json`` ({attempt, step, world_size}),
@@ -344,7 +362,9 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             bad = 0.0 if (math.isfinite(loss.item()) and math.isfinite(float(gnorm))) else 1.0
             late = 1.0 if (deadline is not None and time.monotonic() > deadline) else 0.0
             want = 1.0 if (checkpoint is not None and checkpoint.want()) else 0.0
-            total, n_bad, n_late, n_want = allreduce([loss.item() if not bad else 0.0, bad, late, want])
+            stop = 1.0 if _STOP_REQUESTED else 0.0
+            total, n_bad, n_late, n_want, n_stop = allreduce([loss.item() if not bad else 0.0, bad, late, want,
+                                                              stop])
             m["steps_run"] = step + 1
             if n_bad:
                 raise NanLoss(f"training loss or gradient norm is not finite at step {step} "
@@ -354,8 +374,10 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             m["final_loss"] = losses[-1]
             if on_step is not None:
                 on_step("train", step + 1, cell.steps)
-            if n_want and step + 1 < cell.steps:
+            if (n_want or n_stop) and step + 1 < cell.steps:
                 save_checkpoint(step + 1)
+                if n_stop:
+                    raise Preempted(PREEMPTED_EXIT)
             if n_late:
                 raise CellTimeout(f"time budget of {cell.time_budget_s:g} s spent after step {step + 1} "
                                   f"of {cell.steps}")
@@ -570,7 +592,8 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
             status, text = classify(exc)
             print(f"qssm: cell {cid} attempt {attempt} rank {env.rank}: {status}: {text}", file=sys.stderr)
             traceback.print_exc()
-            if env.launcher == "local" and is_peer_failure(exc):
+            if (env.launcher == "local" and is_peer_failure(exc)) or _STOP_REQUESTED:
+                # (or the job is being stopped for a requeue: the attempt runs again, no row now)
                 # a peer died; our supervisor knows why (exit status) and writes that row instead
                 return Outcome(cid, attempt, PEER_FAILED, text)
             out = finish(status, text, attempt, True)

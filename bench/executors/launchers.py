@@ -5,6 +5,8 @@
 - submitit (``SUBMITIT_EXECUTOR`` set): ``submitit.helpers.TorchDistributedEnvironment``;
 - torchrun style (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; also what
   ``bench.mpi.export_mpi_env`` exports for ``--launcher mpi``);
+- ``mpirun`` (OpenMPI sets ``OMPI_COMM_WORLD_SIZE``): as ``--launcher mpi``, rank and world
+  size from mpi4py's ``COMM_WORLD`` (``bench.mpi.export_mpi_env``);
 - a SLURM job step (``srun``: ``SLURM_STEP_ID``, ``SLURM_PROCID``, ``SLURM_NTASKS``); the
   rendezvous is the first node of the step on a port derived from the job id;
 - otherwise one process (``inline``), which ``run_cell`` turns into a local process group of
@@ -90,7 +92,8 @@ def detect(launcher: str = "auto") -> RankEnv:
     if launcher not in LAUNCHERS:
         from ..errors import UserError
         raise UserError(f"--launcher {launcher!r} is not allowed; choose one of {', '.join(LAUNCHERS)}")
-    if launcher == "mpi":
+    if launcher == "mpi" or (launcher == "auto" and os.environ.get("OMPI_COMM_WORLD_SIZE")
+                             and "RANK" not in os.environ):
         from ..mpi import export_mpi_env
         export_mpi_env()
         return _from_torchrun_env("mpi")

@@ -137,6 +137,10 @@ class Cell:
             parts.append(self.task if not is_file_task(self.task) else "file")
         if self.seed:
             parts.append(f"seed={self.seed}")
+        if self.dtype != "float32":
+            parts.append(self.dtype)
+        if self.device != "cpu":
+            parts.append(self.device)
         return " ".join(parts)
 
     def replace(self, **changes) -> "Cell":

@@ -109,6 +109,7 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
         else:
             out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
     out["status"] = out["status"].fillna("failed")
+    out["model"] = out["model"].fillna("(unknown)")
     return out
 
 

@@ -201,7 +201,7 @@ def plot_accuracy(df, out):
     tasks = sorted(rows["task"].dropna().unique())
     fig, axes = _figure(1, max(len(tasks), 1))
     for ax, task in zip(axes[0], tasks):
-        rt = rows[rows["task"] == task]
+        rt = rows[(rows["task"] == task).fillna(False).to_numpy(dtype=bool)]
         d = pd.DataFrame({"T": as_float(rt["seq_len"]), "accuracy": as_float(rt["accuracy"]),
                           "model": rt["model"].astype(str).map(C.short).to_numpy()})
         order = [C.short(m) for m in _models(rt)]

@@ -194,3 +194,14 @@ def test_only_ok_rows_folder_with_no_ok_rows(tmp_path):
 def test_default_out_is_inside_results_and_ignored_by_readers(folder):
     assert R.default_out(folder) == folder / "_report"
     shutil.rmtree(folder / "_report", ignore_errors=True)
+
+
+def test_rows_with_nulls_in_model_task_or_metrics_do_not_break_anything(tmp_path):
+    rows = planted_rows(models=("classical_mamba", "classical_hydra"), qubits=(), chunks=())
+    odd = fake_row("classical_mamba", seq_len=96)
+    odd.update(model=None, task=None, step_time_median_s=None)
+    rows.append(odd)
+    rows.append(fake_row("classical_hydra", seq_len=48, task=None, peak_mem_train_bytes=0.0))
+    write_results(tmp_path / "r", rows)
+    assert cli.run(_args(tmp_path / "r")) == 0
+    assert "(unknown)" in set(load_results(tmp_path / "r").rows["model"])

@@ -45,6 +45,14 @@ def _running(results_dir: Path) -> list[dict]:
     return out
 
 
+def _slurm(results_dir: Path):
+    """SLURM jobs submitted into this folder (``--executor slurm``) and their states, or None."""
+    if not (results_dir / ".slurm").is_dir():
+        return None
+    from .executors.slurm import status_summary
+    return status_summary(results_dir)
+
+
 def summarise(results_dir: Path) -> dict:
     res = store.read_results(results_dir)
     df = res.df
@@ -71,6 +79,7 @@ def summarise(results_dir: Path) -> dict:
         "cells": len(latest), "by_status": by_status, "by_model": by_model, "failures": failures,
         "running": _running(results_dir), "problems": res.problems,
         "temp_files": sum(1 for _ in tmp.iterdir()) if tmp.is_dir() else 0,
+        "slurm": _slurm(results_dir),
         "latest": latest,
     }
 
@@ -124,6 +133,10 @@ def run(args) -> int:
             print(f"  {p}")
     if s["temp_files"]:
         print(f"{s['temp_files']} temporary file(s) in {store.TMP}/ (writes in progress or left by killed writers)")
+    if s.get("slurm"):
+        from .executors.slurm import format_status
+        for line in format_status(s["slurm"]):
+            print(line)
     if sweep_part:
         print(f"sweep {sweep_part['sweep']}: {sweep_part['ok']}/{sweep_part['cells']} ok, {sweep_part['failed']} "
               f"failed, {sweep_part['running']} running, {sweep_part['left']} left")

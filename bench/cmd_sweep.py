@@ -87,6 +87,8 @@ def run(args) -> int:
         finally:
             progress.close()
             signal.signal(signal.SIGTERM, old)
+        if getattr(sub.handle, "detached", False):   # a batch executor's --no-wait: the jobs go on
+            return 0
         elapsed = fmt_duration(__import__("time").monotonic() - progress.t0)
     else:
         elapsed = "0s"

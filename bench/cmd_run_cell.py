@@ -1,7 +1,8 @@
 """`qssm run-cell MANIFEST [INDEX]`: run cell INDEX (0-based; default $SLURM_ARRAY_TASK_ID) of a
 manifest, once per rank (under srun, torchrun, mpirun, submitit — or alone, which spawns the
 ranks here). Skips a cell that already has an ok row unless --force. Exit status 0 when the cell
-is ok (or was already done), 1 when it failed, 2 for bad input."""
+is ok (or was already done), 1 when it failed, 2 for bad input, 75 when SLURM's warning signal (USR2)
+stopped it at a checkpoint (no row; run it again to resume)."""
 from __future__ import annotations
 
 import os
@@ -50,6 +51,11 @@ def run(args) -> int:
     results_dir = store.prepare_results_dir(results)
     cell = manifest.cells[index]
     requeues = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    if os.environ.get("SLURM_JOB_ID"):
+        # SLURM's warning before the time limit (sbatch --signal=USR2@S) or a pre-emption:
+        # checkpoint at the next step and exit 75 without a row; the sbatch script requeues
+        from .requeue import install_stop_handler
+        install_stop_handler()
     out = run_cell(cell, results_dir, args.launcher, force=args.force, requeues=requeues)
     if out.status == "skipped":
         print(f"cell {index} {cell.cell_id} ({cell.label()}): skipped ({out.skipped_reason})")

@@ -1,0 +1,191 @@
+"""`qssm sbatch SWEEP --profile P -o DIR`: write sbatch job-array scripts and their manifests.
+
+For users who submit with plain ``sbatch`` (or want to read and edit the job first). Cells that
+are not done yet are grouped by the resources they need (world size, CPU/GPU; one array has one
+shape); each group gets ``DIR/<name>.sbatch`` and the manifest of its cells ``DIR/<name>.cells.json``
+beside it (``<name>`` = the sweep file's stem, plus ``-w<W>`` when there are several groups).
+Array task *i* runs ``qssm run-cell MANIFEST i`` on every rank under ``srun``; ranks learn who
+they are from SLURM (``--launcher sbatch``) or from MPI (``--launcher mpi``:
+``srun --mpi=<profile mpi>``). A cell saves checkpoints while it runs; SLURM's warning before
+the time limit (``--signal=USR2@S``) makes it checkpoint and stop with exit status 75, and the
+script requeues the array task, which resumes. Logs go to ``DIR/logs/``.
+
+Exit status 0 (also when nothing is left to run), 2 for bad input.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from . import store
+
+LAUNCHERS = ("sbatch", "mpi")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("sweep", metavar="SWEEP", help="sweep file (YAML), or the name of a shipped sweep")
+    p.add_argument("--profile", default="local", metavar="P",
+                   help="site profile: a name in slurm/profiles/ or a YAML file (default: local)")
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help="folder for the scripts and manifests")
+    p.add_argument("--results", metavar="DIR", default=None,
+                   help="results folder the jobs write to (default: results/<sweep file name>)")
+    p.add_argument("--launcher", default="sbatch", metavar="NAME",
+                   help="how ranks start: sbatch (srun tasks) or mpi (mpi4py under srun --mpi=...) "
+                        "(default: sbatch)")
+    p.add_argument("--retry-failed", action="store_true", help="also include cells whose earlier attempts failed")
+    p.add_argument("--all", action="store_true", help="include every cell of the sweep, also the ones done")
+    p.add_argument("--checkpoint-every-s", type=float, default=300.0, metavar="S",
+                   help="seconds between checkpoints of a running cell (default: 300)")
+    p.add_argument("--signal-delay-s", type=int, default=90, metavar="S",
+                   help="SLURM's warning before the time limit, in seconds (default: 90)")
+    p.add_argument("--max-requeues", type=int, default=3, metavar="N",
+                   help="requeues of a cell after time limits (default: 3)")
+
+
+def fmt_time(minutes: int) -> str:
+    """sbatch --time value: 30 -> '00:30:00', 1500 -> '1-01:00:00'."""
+    d, rest = divmod(int(minutes), 1440)
+    h, m = divmod(rest, 60)
+    return (f"{d}-" if d else "") + f"{h:02d}:{m:02d}:00"
+
+
+def _q(value) -> str:
+    return shlex.quote(str(value))
+
+
+def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, manifest: Path,
+                  results_dir: Path, log_dir: Path, python: str, pythonpath: list, launcher: str = "sbatch",
+                  sweep: str = "", checkpoint_every_s: float = 300.0, signal_delay_s: int = 90,
+                  max_requeues: int = 3) -> str:
+    """The text of one array script (pure: everything it depends on is an argument)."""
+    from .executors.slurm import sbatch_options
+    opts = sbatch_options(profile, shape)
+    if "time" in opts:
+        opts["time"] = fmt_time(opts["time"])
+    what = f"{n_cells} cell{'s' if n_cells != 1 else ''} with world_size={shape.world_size} on {shape.device}"
+    qssm = f"{python} -m bench.cli"
+    lines = [
+        "#!/bin/bash",
+        f"# qssm-bench job array: {what}; array task i runs cell i of the manifest.",
+        f"# Sweep {sweep or '(cells)'}, site profile {profile.name!r}. Written by `qssm sbatch`; edit freely.",
+        "#",
+        f"#   submit:    sbatch {script}",
+        f"#   one cell:  sbatch --array=INDEX {script}",
+        f"#   follow:    squeue -u \"$USER\"; sacct -j JOBID; {qssm} status {results_dir}",
+        "#",
+        "# A cell already done is skipped, so submitting the whole array again runs only what is left.",
+        "#",
+        f"#SBATCH --job-name={job_name}",
+        f"#SBATCH --array=0-{n_cells - 1}%{profile.max_concurrent}",
+    ]
+    lines += [f"#SBATCH --{key}={value}" for key, value in opts.items()]
+    lines += [
+        f"#SBATCH --output={log_dir}/%x-%A_%a.out",
+        "#SBATCH --open-mode=append",
+        "#SBATCH --requeue",
+        f"#SBATCH --signal=USR2@{signal_delay_s}",
+        "",
+        "set -u",
+    ]
+    setup = list(profile.setup) + list(pythonpath)
+    if setup:
+        lines += ["", "# --- site setup (profile 'setup')"] + setup
+    srun = ["srun", f"--ntasks={shape.world_size}", f"--ntasks-per-node={shape.tasks_per_node}",
+            f"--cpus-per-task={profile.cpus_per_task}"]
+    if launcher == "mpi":
+        srun.append(f"--mpi={profile.mpi}")
+    srun.append("--kill-on-bad-exit=1")
+    lines += [
+        "",
+        "# --- the cell",
+        f"QSSM=({python} -m bench.cli)",
+        f"MANIFEST={_q(manifest)}",
+        f"MAX_REQUEUES={max_requeues}",
+        "# a running cell saves a checkpoint this often (seconds), to resume after a requeue",
+        f"export QSSM_CHECKPOINT_EVERY_S=\"${{QSSM_CHECKPOINT_EVERY_S:-{checkpoint_every_s:g}}}\"",
+        "",
+        f"# one rank per task; run-cell learns rank and world size from {'MPI' if launcher == 'mpi' else 'SLURM'}",
+        " ".join(srun) + " \\",
+        f"    \"${{QSSM[@]}}\" run-cell \"$MANIFEST\" \"$SLURM_ARRAY_TASK_ID\" --launcher {launcher}",
+        "status=$?",
+        "",
+        "# 75: the cell checkpointed after SLURM's warning (time limit or pre-emption) and stopped;",
+        "# requeue it: the rerun resumes from the checkpoint and its row counts the requeue.",
+        "if [ \"$status\" -eq 75 ] && [ \"${SLURM_RESTART_COUNT:-0}\" -lt \"$MAX_REQUEUES\" ]; then",
+        "    scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"",
+        "fi",
+        "exit \"$status\"",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from .cmd_sweep import plan
+    from .errors import UserError
+    from .executors.base import write_manifest
+    from .executors.slurm import group_cells, pythonpath_setup
+    from .profiles import load_profile
+    from .sweep import load_sweep
+
+    if args.launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {args.launcher!r} is not allowed; choose one of {', '.join(LAUNCHERS)}")
+    for name in ("max_requeues", "signal_delay_s"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')}={getattr(args, name)} is not allowed; need >= 0")
+    if args.checkpoint_every_s <= 0:
+        raise UserError(f"--checkpoint-every-s={args.checkpoint_every_s:g} is not allowed; need > 0")
+    sweep = load_sweep(args.sweep)
+    profile = load_profile(args.profile)
+    groups = group_cells(sweep.cells, profile)          # UserError before anything is written
+    for w in sweep.warnings:
+        print(f"qssm: warning: {w}", file=sys.stderr)
+    stem = Path(sweep.source).stem
+    results = Path(args.results) if args.results else Path("results") / stem
+    results_dir = store.prepare_results_dir(results).resolve()
+    out = Path(args.output).expanduser()
+    try:
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"-o {out}: cannot write there ({exc.strerror or exc})") from None
+    out = out.resolve()
+    if args.all:
+        keep = {c.cell_id for c in sweep.cells}
+        n_done = 0
+    else:
+        done, failed, to_run = plan(sweep.cells, results_dir, args.retry_failed)
+        keep = {c.cell_id for c in to_run}
+        n_done = len(done) + len(failed)
+    python = os.path.abspath(sys.executable)
+    written = []
+    for shape, cells in groups.items():
+        cells = [c for c in cells if c.cell_id in keep]
+        if not cells:
+            continue
+        name = stem if len(groups) == 1 else (f"{stem}-w{shape.world_size}"
+                                              + ("-cuda" if shape.device == "cuda" else ""))
+        script, manifest = out / f"{name}.sbatch", out / f"{name}.cells.json"
+        write_manifest(manifest, cells, results_dir, sweep=sweep.source)
+        text = render_script(job_name=f"qssm-{name}", profile=profile, shape=shape, n_cells=len(cells),
+                             script=script, manifest=manifest, results_dir=results_dir, log_dir=out / "logs",
+                             python=python, pythonpath=pythonpath_setup(), launcher=args.launcher,
+                             sweep=sweep.source, checkpoint_every_s=args.checkpoint_every_s,
+                             signal_delay_s=args.signal_delay_s, max_requeues=args.max_requeues)
+        tmp = script.with_name(f".{script.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, script)
+        written.append((script, manifest, cells, shape))
+    left = f" ({n_done} done or failed before, not included)" if n_done else ""
+    if not written:
+        print(f"{sweep.source}: nothing to run: all {len(sweep.cells)} cells are done in {results_dir}{left}")
+        return 0
+    n = sum(len(c) for _, _, c, _ in written)
+    print(f"{sweep.source}: {n} cells in {len(written)} array script(s) -> results {results_dir}{left}")
+    for script, manifest, cells, shape in written:
+        print(f"  {script}  ({len(cells)} cells, world_size={shape.world_size}, {shape.device}; "
+              f"manifest {manifest.name})")
+    print("submit with: " + "; ".join(f"sbatch {s}" for s, _, _, _ in written))
+    return 0

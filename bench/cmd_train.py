@@ -24,6 +24,10 @@ def add_arguments(p) -> None:
     p.add_argument("--results", metavar="DIR", default="results/train", help="results folder [results/train]")
     p.add_argument("--executor", choices=("inline", "local"), default="inline",
                    help="inline: in this process (world_size > 1 spawns ranks); local: fresh processes [inline]")
+    p.add_argument("--launcher", default=None, metavar="NAME",
+                   help="run as one rank of a process group started by a launcher: mpi (mpirun / srun "
+                        "--mpi=pmix), torchrun, sbatch (srun), auto; every rank runs this command and "
+                        "rank 0 reports [none: --executor decides]")
     p.add_argument("--json", action="store_true", help="print the result row as JSON")
 
 
@@ -34,6 +38,8 @@ def run(args) -> int:
 
     raw = {name: getattr(args, f"cell_{name}") for name in CELL_FIELDS if getattr(args, f"cell_{name}") is not None}
     cell = cell_from_mapping(raw, from_text=True)
+    if args.launcher is not None:
+        return _run_as_rank(cell, args)
     from .executors.base import check_cells_here
     check_cells_here([cell], args.executor)
     results_dir = store.prepare_results_dir(Path(args.results))
@@ -70,3 +76,28 @@ def run(args) -> int:
         path = store.row_path(results_dir, cell.cell_id, attempt)
         print(f"{status}: {path}")
     return 0 if status == "ok" else 1
+
+
+def _run_as_rank(cell, args) -> int:
+    """`qssm train --launcher L`: this process is one rank; rank 0 numbers the attempt, writes
+    and prints the row; the other ranks print nothing."""
+    from .executors.base import attempt_row
+    from .executors.launchers import LAUNCHERS, detect
+    from .errors import UserError
+    from .train import run_cell
+    if args.launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {args.launcher!r} is not allowed; choose one of {', '.join(LAUNCHERS)}")
+    env = detect(args.launcher)
+    results_dir = store.prepare_results_dir(Path(args.results))
+    out = run_cell(cell, results_dir, env, force=True)
+    if env.rank != 0:
+        return 0 if out.status == "ok" else 1
+    if out.status == "skipped":
+        print(f"qssm: cell {cell.cell_id} is running in another process; try again later", file=sys.stderr)
+        return 1
+    row = attempt_row(results_dir, cell.cell_id, out.attempt) if out.attempt else None
+    if args.json and row is not None:
+        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}))
+    elif row is not None:
+        print(f"{out.status}: {store.row_path(results_dir, cell.cell_id, out.attempt)}")
+    return 0 if out.status == "ok" else 1

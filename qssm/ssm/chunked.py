@@ -13,13 +13,16 @@ The state is laid out (B, N, di) so that every broadcast runs along the contiguo
 
 Forward walks time step by step on one (B, N, di) state: each step is a handful of batched ops
 on a tensor that stays in the core's cache (B·N·di·4 bytes = 512 KiB at the PERF.md size), and
-nothing of size L·N is ever materialised. For backward it keeps only the state entering each
-chunk of K steps: ceil(L/K) tensors of (B, N, di), i.e. O(B·di·N·L/K) on top of the inputs
-O(B·di·L). Backward walks the chunks in reverse: it recomputes the chunk's K states (and
-decays) from the saved entry state into a (K, B, N, di) workspace, then walks the chunk's steps
-in reverse with the adjoint recurrence, producing every gradient of a step with small batched
-contractions. Time is linear in L (every step costs the same); workspaces are allocated once
-per call (fresh multi-MB allocations per chunk cost a page fault per page on CPU).
+nothing of size L·N is ever materialised. The per-step inputs and outputs of a chunk of K steps
+are staged through small time-major buffers (one copy in, one copy out per chunk), so every
+per-step op reads and writes contiguous memory (a slice x[:, t] of a (B, L, di) tensor is B rows
+L·di elements apart, which thrashes caches and the TLB at large L). For backward only the state
+entering each chunk is kept: ceil(L/K) tensors of (B, N, di), i.e. O(B·di·N·L/K) on top of the
+inputs' O(B·di·L). Backward walks the chunks in reverse: it recomputes the chunk's K states
+(and decays) from the saved entry state into (K, B, N, di) workspaces, then walks the chunk's
+steps in reverse with the adjoint recurrence, producing every gradient of a step with small
+batched contractions. Time is linear in L (every step costs the same); workspaces are allocated
+once per call (fresh multi-MB allocations per chunk cost a page fault per page on CPU).
 
 No cumsum/exp closed form is used (it overflows in float32 for long chunks): each step is the
 same multiply-add as in the plain loop, so values match `scan_reference` to rounding.
@@ -38,31 +41,44 @@ def _a_t(A):
     return A.t().contiguous() if A.dim() == 2 else A.view(-1, 1)
 
 
+def _load(dst, src, t0, t1):
+    """Stage src[:, t0:t1] (B, k, F) into the time-major chunk buffer dst[:k] (k, B, F)."""
+    k = t1 - t0
+    dst[:k].copy_(src[:, t0:t1].transpose(0, 1))
+    return dst[:k]
+
+
 def _forward(x, delta, A, B, C, D, chunk, keep_states):
     bsz, length, di = x.shape
     n = B.shape[-1]
     aT = _a_t(A)
     y = x.new_empty(x.shape)  # (B, L, di), contiguous whatever the strides of x
     n_chunks = -(-length // chunk)
+    kmax = min(chunk, length)
     # states[c] = h entering chunk c (kept only when a backward will need it)
     states = x.new_empty(n_chunks, bsz, n, di) if keep_states else None
     h = x.new_zeros(bsz, n, di)
     h_next = torch.empty_like(h)
     dA = torch.empty_like(h)
-    dx = x.new_empty(bsz, 1, di)
-    y_t = x.new_empty(bsz, 1, di)  # bmm into a strided slice of y is slow: go through y_t
-    for t in range(length):
-        if keep_states and t % chunk == 0:
-            states[t // chunk].copy_(h)
-        d_t = delta[:, t].unsqueeze(1)  # (B, 1, di)
-        torch.mul(d_t, aT, out=dA).exp_()  # dA_t (B, N, di)
-        torch.mul(dA, h, out=h_next)
-        torch.mul(d_t, x[:, t].unsqueeze(1), out=dx)
-        h_next.addcmul_(B[:, t].unsqueeze(-1), dx)  # + B_t ⊗ Δ_t x_t
-        h, h_next = h_next, h
-        torch.bmm(C[:, t].unsqueeze(1), h, out=y_t)  # (B,1,N) @ (B,N,di)
-        y[:, t].copy_(y_t.squeeze(1))
-    y.addcmul_(x, D)
+    xb, db, dxb, yb = (x.new_empty(kmax, bsz, di) for _ in range(4))  # time-major chunk staging
+    Bb, Cb = B.new_empty(kmax, bsz, n), C.new_empty(kmax, bsz, n)
+    for c in range(n_chunks):
+        t0 = c * chunk
+        t1 = min(t0 + chunk, length)
+        k = t1 - t0
+        xc, dc = _load(xb, x, t0, t1), _load(db, delta, t0, t1)
+        Bc, Cc = _load(Bb, B, t0, t1), _load(Cb, C, t0, t1)
+        torch.mul(dc, xc, out=dxb[:k])
+        if keep_states:
+            states[c].copy_(h)
+        for j in range(k):
+            torch.mul(dc[j].unsqueeze(1), aT, out=dA).exp_()  # dA_t (B, N, di)
+            torch.mul(dA, h, out=h_next)
+            h_next.addcmul_(Bc[j].unsqueeze(-1), dxb[j].unsqueeze(1))  # + B_t ⊗ Δ_t x_t
+            h, h_next = h_next, h
+            torch.bmm(Cc[j].unsqueeze(1), h, out=yb[j].unsqueeze(1))  # (B,1,N) @ (B,N,di)
+        yb[:k].addcmul_(xc, D)
+        y[:, t0:t1].copy_(yb[:k].transpose(0, 1))
     return y, states
 
 
@@ -83,7 +99,6 @@ class _ChunkedScan(torch.autograd.Function):
         shared_a = A.dim() == 1
         aT = _a_t(A)
         a_row = A.view(1, 1, n).expand(bsz, 1, n) if shared_a else None
-        gy = gy.contiguous()  # e.g. the expanded ones of y.sum(): stride-0 operands make bmm copy
         gx = x.new_empty(x.shape)  # (B, L, di)
         gdelta = x.new_empty(x.shape)
         gB = B.new_empty(B.shape)  # (B, L, N)
@@ -92,7 +107,9 @@ class _ChunkedScan(torch.autograd.Function):
         hs = x.new_empty(kmax, bsz, n, di)  # states h_t of the current chunk
         ms = x.new_empty(kmax, bsz, n, di)  # dA_t ⊙ h_{t-1} of the current chunk
         dAs = x.new_empty(kmax, bsz, n, di)  # decays dA_t of the current chunk
-        dxs = x.new_empty(kmax, bsz, 1, di)  # Δ_t x_t of the current chunk
+        # time-major chunk staging: inputs, and per-step results written out once per chunk
+        xb, db, dxb, gyb, gxb, gdb, GBb = (x.new_empty(kmax, bsz, di) for _ in range(7))
+        Bb, Cb, gBb, gCb = (B.new_empty(kmax, bsz, n) for _ in range(4))
         G = x.new_zeros(bsz, n, di)  # G_{t+1} (zero after the last step)
         G_new = torch.empty_like(G)
         dA_carry = x.new_zeros(bsz, n, di)  # dA_{t0} handed from a chunk to the one before it
@@ -100,61 +117,59 @@ class _ChunkedScan(torch.autograd.Function):
         P = torch.empty_like(G)
         if shared_a:
             gA_acc = x.new_zeros(bsz, 1, n)  # sum over t, c of Δ_t,c P_t,n,c
+            g_a = x.new_empty(bsz, 1, n)
         else:
             gA_acc = x.new_zeros(bsz, n, di)  # sum over t of Δ_t ⊙ P_t
-        g_a = x.new_empty(bsz, 1, n)
-        gD_acc = x.new_zeros(bsz, di)  # sum over t of gy_t ⊙ x_t
-        g_n = x.new_empty(bsz, 1, n)  # small contiguous outputs (bmm into strided slices is slow)
-        GB = x.new_empty(bsz, 1, di)
-        gd = x.new_empty(bsz, 1, di)
+        gD = x.new_zeros(di)
         for c in range(states.shape[0] - 1, -1, -1):
             t0 = c * chunk
-            k = min(t0 + chunk, length) - t0
+            t1 = min(t0 + chunk, length)
+            k = t1 - t0
+            xc, dc, gyc = _load(xb, x, t0, t1), _load(db, delta, t0, t1), _load(gyb, gy, t0, t1)
+            Bc, Cc = _load(Bb, B, t0, t1), _load(Cb, C, t0, t1)
+            dxc = torch.mul(dc, xc, out=dxb[:k])
             # recompute the chunk's decays and states from its entry state
-            h = states[c]
+            h0 = states[c]
+            h = h0
             for j in range(k):
-                t = t0 + j
-                d_t = delta[:, t].unsqueeze(1)
-                torch.mul(d_t, aT, out=dAs[j]).exp_()
+                torch.mul(dc[j].unsqueeze(1), aT, out=dAs[j]).exp_()
                 torch.mul(dAs[j], h, out=ms[j])
-                torch.mul(d_t, x[:, t].unsqueeze(1), out=dxs[j])
-                h = torch.addcmul(ms[j], B[:, t].unsqueeze(-1), dxs[j], out=hs[j])
+                h = torch.addcmul(ms[j], Bc[j].unsqueeze(-1), dxc[j].unsqueeze(1), out=hs[j])
             # walk the chunk in reverse
             for j in range(k - 1, -1, -1):
-                t = t0 + j
-                gy_t = gy[:, t].unsqueeze(1)  # (B, 1, di)
-                d_t = delta[:, t].unsqueeze(1)
-                x_t = x[:, t].unsqueeze(1)
+                gy_t = gyc[j].unsqueeze(1)  # (B, 1, di)
+                d_t = dc[j].unsqueeze(1)
                 # G_t = dA_{t+1} ⊙ G_{t+1} + C_t ⊗ gy_t
                 torch.mul(dA_next, G, out=G_new)
-                G_new.addcmul_(C[:, t].unsqueeze(-1), gy_t)
+                G_new.addcmul_(Cc[j].unsqueeze(-1), gy_t)
                 G, G_new = G_new, G
                 # gC_t = h_t · gy_t ; gB_t = G_t · Δ_t x_t   (contractions over di)
-                torch.bmm(gy_t, hs[j].mT, out=g_n)
-                gC[:, t].copy_(g_n.squeeze(1))
-                torch.bmm(dxs[j], G.mT, out=g_n)
-                gB[:, t].copy_(g_n.squeeze(1))
+                torch.bmm(gy_t, hs[j].mT, out=gCb[j].unsqueeze(1))
+                torch.bmm(dxc[j].unsqueeze(1), G.mT, out=gBb[j].unsqueeze(1))
                 # GB_t = B_t · G_t (over N): feeds gx and gΔ through Δ_t x_t
-                torch.bmm(B[:, t].unsqueeze(1), G, out=GB)  # (B, 1, di)
+                torch.bmm(Bc[j].unsqueeze(1), G, out=GBb[j].unsqueeze(1))
                 # P_t = dLoss/d(Δ_t A) = G_t ⊙ dA_t ⊙ h_{t-1}
                 torch.mul(G, ms[j], out=P)
                 if shared_a:
                     torch.bmm(d_t, P.mT, out=g_a)  # sum over c of Δ P
                     gA_acc.add_(g_a)
-                    torch.bmm(a_row, P, out=gd)  # (B, 1, di): sum over n of A P
+                    torch.bmm(a_row, P, out=gdb[j].unsqueeze(1))  # sum over n of A P
                 else:
                     gA_acc.addcmul_(P, d_t)
-                    torch.sum(P.mul_(aT), 1, keepdim=True, out=gd)
-                gd.addcmul_(x_t, GB)
-                gdelta[:, t].copy_(gd.squeeze(1))
-                torch.mul(d_t, GB, out=gx[:, t].unsqueeze(1))
-                gD_acc.addcmul_(gy_t.squeeze(1), x_t.squeeze(1))
+                    torch.sum(P.mul_(aT), 1, out=gdb[j])
                 dA_next = dAs[j]
+            # per chunk: gΔ = (decay part) + x GB ; gx = Δ GB + D gy ; gD += gy x
+            GBc = GBb[:k]
+            gdb[:k].addcmul_(xc, GBc)
+            torch.mul(dc, GBc, out=gxb[:k]).addcmul_(gyc, D)
+            gD.add_((gyc * xc).sum((0, 1)))
+            gx[:, t0:t1].copy_(gxb[:k].transpose(0, 1))
+            gdelta[:, t0:t1].copy_(gdb[:k].transpose(0, 1))
+            gB[:, t0:t1].copy_(gBb[:k].transpose(0, 1))
+            gC[:, t0:t1].copy_(gCb[:k].transpose(0, 1))
             if c > 0:  # dAs is overwritten by the next chunk: keep dA_{t0}
                 dA_next = dA_carry.copy_(dAs[0])
-        gx.addcmul_(gy, D)
-        gD = gD_acc.sum(0)
-        gA = gA_acc.sum(0)  # (N, 1) or (N, di)
+        gA = gA_acc.sum(0)  # (1, N) or (N, di)
         gA = gA.view(n) if shared_a else gA.t()
         return gx, gdelta, gA, gB, gC, gD, None
 

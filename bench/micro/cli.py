@@ -1,0 +1,99 @@
+"""`qssm micro`: side-by-side micro-benchmarks of the fast paths against their references.
+
+    qssm micro [--quick] [--json] [--device cpu|cuda] [--threads N] [--only scan,circuit,train]
+
+One table from one run: the selective scan (reference loop vs chunked), the circuits (torch
+statevector vs PennyLane default.qubit, and lightning.qubit when installed) and a training step
+of all six models, with PERF.md's targets marked PASS / FAIL next to the measured ratios.
+Each measurement runs in a fresh child process (see runner.py).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from ..errors import UserError
+
+SECTIONS = ("scan", "circuit", "train")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--quick", action="store_true", help="small sizes: the whole run in under two minutes")
+    p.add_argument("--json", action="store_true", help="print the measurements, ratios and targets as JSON")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the torch paths run")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads in every measurement (default 1, as PERF.md's figures)")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default all)")
+    p.add_argument("--no-lightning", action="store_true", help="skip lightning.qubit even when installed")
+    p.add_argument("--mem-cap-gb", type=float, default=None,
+                   help="a measurement whose memory passes this is stopped and recorded as OOM "
+                        "(default 85%% of the memory available at start)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per measurement (default 240 quick, 600 full)")
+
+
+def run(args) -> int:
+    import torch
+
+    from . import runner, suite
+
+    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad or not sections:
+        raise UserError(f"--only={args.only!r}: choose from {', '.join(SECTIONS)}")
+    if args.threads < 1:
+        raise UserError(f"--threads={args.threads}: need 1 or more")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is visible here")
+    sizes = suite.QUICK if args.quick else suite.FULL
+    lightning = suite.lightning_available() and not args.no_lightning
+    if args.mem_cap_gb is not None:
+        mem_cap = int(args.mem_cap_gb * 2**30)
+    else:
+        avail = runner.mem_available_bytes()
+        mem_cap = int(0.85 * avail) if avail else None
+    meta = {"device": args.device, "threads": args.threads, "torch": torch.__version__,
+            "quick": bool(args.quick), "mem_cap_bytes": mem_cap, "lightning": lightning}
+    if "circuit" in sections or "train" in sections:
+        import pennylane  # imported once here, so that forked children do not pay for it
+
+        meta["pennylane"] = pennylane.__version__
+        if lightning:
+            import pennylane_lightning  # noqa: F401
+    plan = suite.build_plan(sizes, device=args.device, threads=args.threads, lightning=lightning,
+                            sections=sections)
+    start_method = "spawn" if args.device == "cuda" else "fork"
+    results = {}
+    t_start = time.perf_counter()
+    for key, spec, timeout in plan:
+        if not args.json:
+            print(f"  measuring {' '.join(str(k) for k in key)} ...", file=sys.stderr, flush=True)
+        r = runner.run_isolated(spec, timeout_s=args.timeout or timeout, mem_cap=mem_cap,
+                                start_method=start_method)
+        r["B"] = spec.get("B")
+        results[key] = r
+        if r.get("mem_method"):
+            meta["mem_method"] = r["mem_method"]
+    meta["total_s"] = time.perf_counter() - t_start
+    derived = suite.derive(sizes, results)
+    if args.json:
+        print(json.dumps({"meta": meta, "sizes": sizes.__dict__,
+                          "measurements": [{"key": list(k), "spec": s, "result": results[k]} for k, s, _ in plan],
+                          "scan": _strip(derived["scan"]), "scan_slope": derived["scan_slope"],
+                          "circuit": _strip(derived["circuit"]), "train": _strip(derived["train"]),
+                          "targets": derived["targets"]}, indent=1, default=str))
+    else:
+        meta["results"] = results
+        print(suite.render(sizes, derived, meta))
+        print(f"\n(total {meta['total_s']:.0f} s)")
+    return 0
+
+
+def _strip(rows):
+    """Derived rows without the raw result dicts (those are under `measurements`)."""
+    out = []
+    for r in rows:
+        out.append({k: v for k, v in r.items() if not isinstance(v, dict) or k == "variants"
+                    and False})
+    return out

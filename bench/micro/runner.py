@@ -1,0 +1,113 @@
+"""Run each micro-benchmark measurement in a fresh child process.
+
+Why a child per measurement: peak memory is the child's own (RSS high-water mark, or CUDA peak),
+not what an earlier measurement left in the allocator; a crash, a timeout or running out of
+memory is recorded as a status instead of ending the run.
+
+On CPU children are forked from this process (torch and PennyLane already imported, nothing
+computed yet, so no thread pool is copied); on CUDA they are spawned (CUDA cannot be forked).
+A watchdog thread in the child ends it with exit code OOM_EXIT when its resident memory passes
+the cap, before the machine starts swapping or the kernel's OOM killer picks a victim.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import traceback
+
+OOM_EXIT = 87
+
+
+def mem_available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _watchdog(cap: int) -> None:
+    while True:
+        rss = _rss_bytes()
+        if rss is None:
+            return
+        if rss > cap:
+            os._exit(OOM_EXIT)
+        time.sleep(0.02)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+
+
+def _child(spec: dict, conn, mem_cap: int | None) -> None:
+    if mem_cap:
+        threading.Thread(target=_watchdog, args=(mem_cap,), daemon=True).start()
+    try:
+        from .measure import measure
+
+        result = measure(spec)
+    except BaseException as exc:  # reported to the parent, never raised there
+        result = {"status": "oom" if _is_oom(exc) else "failed",
+                  "error": f"{type(exc).__name__}: {exc}".strip()[:500],
+                  "traceback": traceback.format_exc()[-2000:]}
+    try:
+        conn.send(result)
+    finally:
+        conn.close()
+
+
+def run_isolated(spec: dict, *, timeout_s: float, mem_cap: int | None, start_method: str = "fork") -> dict:
+    """Measure `spec` in a child process; always returns a dict with a `status`."""
+    predicted = spec.get("predicted_peak_bytes")
+    if predicted and mem_cap and predicted > mem_cap:
+        return {"status": "oom", "predicted": True,
+                "error": f"predicted peak {predicted / 2**30:.1f} GiB exceeds the memory cap "
+                         f"{mem_cap / 2**30:.1f} GiB; not run"}
+    ctx = mp.get_context(start_method)
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(spec, child_conn, mem_cap), daemon=True)
+    t0 = time.perf_counter()
+    proc.start()
+    child_conn.close()
+    result = None
+    try:
+        if parent_conn.poll(timeout_s):
+            try:
+                result = parent_conn.recv()
+            except EOFError:
+                result = None
+    finally:
+        if result is None and proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.join(5)
+            result = {"status": "timeout", "error": f"no result within {timeout_s:.0f} s"}
+        proc.join(30)
+        parent_conn.close()
+    if result is None:
+        code = proc.exitcode
+        if code == OOM_EXIT:
+            result = {"status": "oom", "error": f"resident memory passed the cap {mem_cap / 2**30:.1f} GiB"}
+        elif code in (-signal.SIGKILL, 137):
+            result = {"status": "oom", "error": "killed (SIGKILL): most likely the kernel's OOM killer"}
+        else:
+            result = {"status": "failed", "error": f"child exited with code {code} and no result"}
+    result["wall_s"] = time.perf_counter() - t0
+    return result

@@ -1,0 +1,319 @@
+"""What `qssm micro` measures, the ratios it derives, and PERF.md's targets.
+
+Every ratio compares two measurements of the same run (side by side, same machine, same threads).
+Full sizes are PERF.md's; `--quick` shrinks them to finish in under two minutes on two cores (the
+targets are then evaluated at the quick sizes and say so).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+SEED_CONFIG = dict(n_qubits=4, qlcu_layers=2, n_timesteps=100, feature_dim=64, d_model=128, d_state=16,
+                   n_layers=2, output_dim=10, dropout=0.1, hidden_dim=64, chunk_size=16, layout="BDT")
+MODELS = ("classical_mamba", "classical_hydra", "quantum_mamba_ssm", "quantum_hydra_ssm",
+          "quantum_mamba_gated", "quantum_hydra_gated")
+QUANTUM = MODELS[2:]
+# PERF.md: the document author's classical models per training step at the seed config, B=32, T=100,
+# one thread, with the literal-loop scan (measured elsewhere: not a side-by-side figure)
+AUTHOR_STEP_S = {"classical_mamba": 11.3, "classical_hydra": 12.1}
+GIB = 2 ** 30
+
+
+@dataclass
+class Sizes:
+    scan_bdn: tuple  # (B, di, N)
+    scan_ref_L: tuple
+    scan_fast_L: tuple
+    scan_target_L: int  # where the speed / memory ratios are judged
+    circuit_q: tuple
+    ssm_batch: dict  # q -> B
+    gated_batch: dict
+    lightning_batch: dict  # q -> B (lightning's adjoint runs per sample)
+    train_B: int
+    train_T: int
+    budget_s: float  # timed repeats stop after about this long (at least one)
+    single_run_above_s: float  # a first run slower than this is the only one
+    quick: bool = False
+    notes: list = field(default_factory=list)
+
+
+FULL = Sizes(scan_bdn=(32, 256, 16), scan_ref_L=(512, 1024, 2048), scan_fast_L=(512, 1024, 2048, 4096, 8192),
+             scan_target_L=2048, circuit_q=(4, 8, 12), ssm_batch={4: 4096, 8: 4096, 12: 4096},
+             gated_batch={4: 4096, 8: 4096, 12: 512}, lightning_batch={4: 4096, 8: 4096, 12: 4096},
+             train_B=32, train_T=100, budget_s=6.0, single_run_above_s=20.0)
+QUICK = Sizes(scan_bdn=(16, 256, 16), scan_ref_L=(128, 256, 512), scan_fast_L=(128, 256, 512, 1024, 2048),
+              scan_target_L=512, circuit_q=(4, 8, 12), ssm_batch={4: 1024, 8: 512, 12: 32},
+              gated_batch={4: 1024, 8: 256, 12: 16}, lightning_batch={4: 128, 8: 64, 12: 8},
+              train_B=8, train_T=32, budget_s=0.6, single_run_above_s=1.5, quick=True)
+
+
+def lightning_available() -> bool:
+    try:
+        import pennylane_lightning  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def build_plan(sizes: Sizes, *, device: str, threads: int, lightning: bool, sections=("scan", "circuit", "train")):
+    """The measurements, as (key, spec, timeout_s)."""
+    plan = []
+    common = {"device": device, "threads": threads, "budget_s": sizes.budget_s,
+              "single_run_above_s": sizes.single_run_above_s}
+    b, di, n = sizes.scan_bdn
+    timeout = 240 if sizes.quick else 600
+    if "scan" in sections:
+        for length in sizes.scan_ref_L:
+            # the reference loop keeps ~5 (B, di, N) tensors per step for backward (PERF.md: 8.9 GB at L=2048)
+            plan.append((("scan", "reference", length),
+                         {**common, "kind": "scan", "impl": "reference", "B": b, "L": length, "di": di, "N": n,
+                          "predicted_peak_bytes": 6 * length * b * di * n * 4}, timeout))
+        for length in sizes.scan_fast_L:
+            plan.append((("scan", "chunked", length),
+                         {**common, "kind": "scan", "impl": "chunked", "B": b, "L": length, "di": di, "N": n},
+                         timeout))
+    if "circuit" in sections:
+        backends = [("torch", None), ("pennylane", "default.qubit")]
+        if lightning and device == "cpu":
+            backends.append(("pennylane", "lightning.qubit"))
+        for circuit, batches in (("ssm", sizes.ssm_batch), ("gated", sizes.gated_batch)):
+            for q in sizes.circuit_q:
+                for backend, qdev in backends:
+                    bsz = batches[q]
+                    if qdev == "lightning.qubit":
+                        bsz = min(bsz, sizes.lightning_batch[q])
+                    spec = {**common, "kind": "circuit", "circuit": circuit, "backend": backend,
+                            "qml_device": qdev, "q": q, "l": 2, "B": bsz, "saved_bytes": False}
+                    if backend == "pennylane":
+                        spec["device"] = "cpu"  # PennyLane's CPU simulators
+                        if circuit == "gated" and qdev == "default.qubit":
+                            # PERF.md: 10.5 GB of RSS at q=12, B=512, i.e. ~5 kB per amplitude
+                            spec["predicted_peak_bytes"] = 5000 * bsz * 2 ** q
+                    plan.append((("circuit", circuit, qdev or backend, q), spec, timeout))
+    if "train" in sections:
+        config = dict(SEED_CONFIG, n_timesteps=sizes.train_T)
+        for model in MODELS:
+            variants = ([("scan=chunked", {"scan": "chunked"}), ("scan=reference", {"scan": "reference"})]
+                        if model not in QUANTUM else
+                        [("torch", {"quantum_backend": "torch", "scan": "chunked"}),
+                         ("pennylane", {"quantum_backend": "pennylane", "qml_device": "default.qubit",
+                                        "scan": "chunked"})])
+            for label, extra in variants:
+                spec = {**common, "kind": "train", "model": model, "B": sizes.train_B,
+                        "config": {**config, **extra}}
+                plan.append((("train", model, label), spec, timeout))
+    return plan
+
+
+# --------------------------------------------------------------------------- derived figures
+
+def _ok(r):
+    return r is not None and r.get("status") == "ok"
+
+
+def _ratio(a, b, key):
+    if _ok(a) and _ok(b) and a.get(key) and b.get(key):
+        return a[key] / b[key]
+    return None
+
+
+def fit_slope(points):
+    """Least-squares slope of log(time) against log(L)."""
+    pts = [(math.log(x), math.log(y)) for x, y in points if x > 0 and y and y > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else None
+
+
+def derive(sizes: Sizes, results: dict) -> dict:
+    """Ratios and target verdicts from {key: result}."""
+    out = {"scan": [], "circuit": [], "train": [], "targets": []}
+    get = results.get
+    # ---- scan
+    for length in sorted({k[2] for k in results if k[0] == "scan"}):
+        ref, fast = get(("scan", "reference", length)), get(("scan", "chunked", length))
+        out["scan"].append({
+            "L": length, "reference": ref, "chunked": fast,
+            "speedup": _ratio(ref, fast, "time_median_s"),
+            "peak_mem_ratio": _ratio(ref, fast, "peak_mem_bytes"),
+            "saved_ratio": _ratio(ref, fast, "saved_bytes"),
+        })
+    fast_pts = [(k[2], r["time_median_s"]) for k, r in results.items()
+                if k[0] == "scan" and k[1] == "chunked" and _ok(r)]
+    slope = fit_slope(fast_pts)
+    out["scan_slope"] = slope
+    out["scan_slope_range"] = (min(p[0] for p in fast_pts), max(p[0] for p in fast_pts)) if fast_pts else None
+    # ---- circuits
+    for key in sorted({(k[1], k[3]) for k in results if k[0] == "circuit"}, key=lambda t: (t[0] != "ssm", t[1])):
+        circuit, q = key
+        torch_r = get(("circuit", circuit, "torch", q))
+        row = {"circuit": circuit, "q": q, "torch": torch_r}
+        for qdev in ("default.qubit", "lightning.qubit"):
+            ref = get(("circuit", circuit, qdev, q))
+            if ref is not None:
+                row[qdev] = ref
+                ratio = _ratio(ref, torch_r, "time_median_s")
+                if ratio is not None and ref.get("B") and torch_r.get("B"):
+                    ratio *= torch_r["B"] / ref["B"]  # per sample where the batches differ
+                row[f"ratio_{qdev}"] = ratio
+        out["circuit"].append(row)
+    # ---- training steps
+    for model in MODELS:
+        rows = {k[2]: r for k, r in results.items() if k[0] == "train" and k[1] == model}
+        if not rows:
+            continue
+        row = {"model": model, "variants": rows}
+        if model in QUANTUM:
+            row["ratio"] = _ratio(rows.get("pennylane"), rows.get("torch"), "time_median_s")
+            row["ratio_label"] = "pennylane / torch"
+        else:
+            row["ratio"] = _ratio(rows.get("scan=reference"), rows.get("scan=chunked"), "time_median_s")
+            row["ratio_label"] = "scan reference / chunked"
+            fast = rows.get("scan=chunked")
+            if _ok(fast) and not sizes.quick:
+                row["vs_author"] = AUTHOR_STEP_S[model] / fast["time_median_s"]
+        out["train"].append(row)
+    out["targets"] = targets(sizes, out, results)
+    return out
+
+
+def _verdict(value, ok):
+    if value is None:
+        return "n/a"
+    return "PASS" if ok else "FAIL"
+
+
+def targets(sizes: Sizes, d: dict, results: dict) -> list:
+    note = " (quick sizes)" if sizes.quick else ""
+    t = []
+    row = next((r for r in d["scan"] if r["L"] == sizes.scan_target_L), None)
+    sp = row["speedup"] if row else None
+    mr = row["peak_mem_ratio"] if row else None
+    t.append({"target": f"scan L={sizes.scan_target_L}: time reference/chunked >= 3x{note}", "value": sp,
+              "verdict": _verdict(sp, sp is not None and sp >= 3)})
+    t.append({"target": f"scan L={sizes.scan_target_L}: peak memory reference/chunked >= 20x{note}", "value": mr,
+              "verdict": _verdict(mr, mr is not None and mr >= 20)})
+    big = max(sizes.scan_fast_L)
+    r = results.get(("scan", "chunked", big))
+    pk = r.get("peak_mem_bytes") if _ok(r) else None
+    t.append({"target": f"scan L={big}: chunked peak memory < 2 GiB{note}",
+              "value": None if pk is None else pk / GIB, "unit": "GiB",
+              "verdict": _verdict(pk, pk is not None and pk < 2 * GIB)})
+    s = d.get("scan_slope")
+    lo_hi = d.get("scan_slope_range")
+    span = f" between L={lo_hi[0]} and {lo_hi[1]}" if lo_hi else ""
+    t.append({"target": f"scan: slope of chunked time in L <= 1.05{span}{note}", "value": s,
+              "verdict": _verdict(s, s is not None and s <= 1.05)})
+    for q, need in ((8, 30), (12, 200)):
+        row = next((r for r in d["circuit"] if r["circuit"] == "ssm" and r["q"] == q), None)
+        v = row.get("ratio_default.qubit") if row else None
+        bsz = sizes.ssm_batch.get(q)
+        t.append({"target": f"SSM circuit q={q}, B={bsz}: default.qubit/torch >= {need}x{note}", "value": v,
+                  "verdict": _verdict(v, v is not None and v >= need)})
+    for row in d["train"]:
+        if row["model"] in QUANTUM:
+            v = row.get("ratio")
+            t.append({"target": f"{row['model']} step: pennylane/torch >= 10x{note}", "value": v,
+                      "verdict": _verdict(v, v is not None and v >= 10)})
+        else:
+            v = row.get("vs_author")
+            t.append({"target": f"{row['model']} step: author's {AUTHOR_STEP_S[row['model']]} s (PERF.md, "
+                                f"not side by side) / chunked >= 50x", "value": v,
+                      "verdict": "n/a (quick sizes)" if sizes.quick else _verdict(v, v is not None and v >= 50)})
+    return t
+
+
+# --------------------------------------------------------------------------- the table
+
+def _t(r):
+    if r is None:
+        return "-"
+    if r.get("status") != "ok":
+        extra = " (predicted)" if r.get("predicted") else ""
+        return r.get("status", "?").upper() + extra
+    s = r["time_median_s"]
+    txt = f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+    return txt + ("" if r.get("warm", True) else "*")
+
+
+def _m(r, key="peak_mem_bytes"):
+    if r is None or r.get("status") != "ok" or r.get(key) is None:
+        return "-"
+    v = r[key]
+    return f"{v / 2**20:.0f} MiB" if v < GIB else f"{v / GIB:.2f} GiB"
+
+
+def _x(v):
+    return "-" if v is None else (f"{v:.1f}x" if v < 100 else f"{v:.0f}x")
+
+
+def render(sizes: Sizes, d: dict, meta: dict) -> str:
+    lines = []
+    w = lines.append
+    w(f"qssm micro ({'quick' if sizes.quick else 'full'} sizes) -- device {meta['device']}, "
+      f"{meta['threads']} thread(s), torch {meta['torch']}, pennylane {meta.get('pennylane', '-')}")
+    w("times: median of the timed steps after a warm-up step (* = one run after a small-batch warm-up); "
+      f"memory: {meta.get('mem_method', 'peak')} of a fresh process per measurement")
+    if d["scan"]:
+        b, di, n = sizes.scan_bdn
+        w("")
+        w(f"Selective scan, fwd+bwd (B={b}, di={di}, N={n}, A per channel, float32)")
+        w(f"{'L':>6} | {'reference':>10} {'peak':>9} {'saved':>9} | {'chunked':>10} {'peak':>9} {'saved':>9} |"
+          f" {'speed':>7} {'peak':>7} {'saved':>7}")
+        for r in d["scan"]:
+            w(f"{r['L']:>6} | {_t(r['reference']):>10} {_m(r['reference']):>9} {_m(r['reference'], 'saved_bytes'):>9} |"
+              f" {_t(r['chunked']):>10} {_m(r['chunked']):>9} {_m(r['chunked'], 'saved_bytes'):>9} |"
+              f" {_x(r['speedup']):>7} {_x(r['peak_mem_ratio']):>7} {_x(r['saved_ratio']):>7}")
+        if d.get("scan_slope") is not None:
+            lo, hi = d["scan_slope_range"]
+            w(f"chunked: fitted slope of log time in log L over L={lo}..{hi}: {d['scan_slope']:.3f}")
+    if d["circuit"]:
+        w("")
+        w("Circuits, fwd+bwd of B independent circuits (l=2, float32 inputs); ratio = reference time / torch time")
+        w(f"{'circuit':>7} {'q':>3} {'B':>5} | {'torch':>10} | {'default.qubit':>13} {'ratio':>7} |"
+          f" {'lightning.qubit':>15} {'ratio':>7}")
+        for r in d["circuit"]:
+            bsz = (sizes.ssm_batch if r["circuit"] == "ssm" else sizes.gated_batch)[r["q"]]
+            lq = r.get("lightning.qubit")
+            lb = f" (B={min(bsz, sizes.lightning_batch[r['q']])})" if lq is not None and \
+                min(bsz, sizes.lightning_batch[r["q"]]) != bsz else ""
+            w(f"{r['circuit']:>7} {r['q']:>3} {bsz:>5} | {_t(r['torch']):>10} |"
+              f" {_t(r.get('default.qubit')):>13} {_x(r.get('ratio_default.qubit')):>7} |"
+              f" {(_t(lq) + lb) if lq is not None else '-':>15} {_x(r.get('ratio_lightning.qubit')):>7}")
+        if any(r.get("lightning.qubit") is not None for r in d["circuit"]):
+            w("lightning.qubit (adjoint, per sample) runs at the smaller batch shown; its ratio is per sample "
+              "(time scaled by the batch ratio).")
+    if d["train"]:
+        w("")
+        w(f"Training step at the seed config (B={sizes.train_B}, T={sizes.train_T}; forward, cross-entropy, "
+          "backward, Adam)")
+        w(f"{'model':<20} | {'variant A':<16} {'time':>10} {'peak':>9} | {'variant B':<16} {'time':>10} {'peak':>9} |"
+          f" {'ratio B/A':>9}")
+        for row in d["train"]:
+            names = list(row["variants"])
+            a = names[0]
+            b = names[1] if len(names) > 1 else None
+            ra, rb = row["variants"][a], row["variants"].get(b) if b else None
+            extra = f"  (author {AUTHOR_STEP_S[row['model']]} s / this: {row['vs_author']:.0f}x)" \
+                if row.get("vs_author") else ""
+            w(f"{row['model']:<20} | {a:<16} {_t(ra):>10} {_m(ra):>9} | {b or '-':<16} {_t(rb):>10} {_m(rb):>9} |"
+              f" {_x(row.get('ratio')):>9}{extra}")
+    w("")
+    w("Targets (PERF.md)")
+    for t in d["targets"]:
+        v = t["value"]
+        val = "-" if v is None else (f"{v:.2f} {t['unit']}" if t.get("unit") else
+                                    (f"{v:.3f}" if "slope" in t["target"] else _x(v)))
+        w(f"  {t['verdict']:<18} {val:>10}  {t['target']}")
+    failed = [f"{k}: {r.get('status')} ({r.get('error', '')})" for k, r in meta.get("results", {}).items()
+              if r.get("status") not in ("ok",)]
+    if failed:
+        w("")
+        w("Not measured:")
+        for f in failed:
+            w("  " + f)
+    return "\n".join(lines)

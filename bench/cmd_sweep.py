@@ -55,7 +55,8 @@ def run(args) -> int:
 
     sweep = load_sweep(args.sweep)
     executor_cls = executor_class(args.executor)
-    executor_cls.check_cells(sweep.cells)
+    if not args.dry_run:
+        executor_cls.check_cells(sweep.cells)
     results = Path(args.results) if args.results else Path("results") / Path(sweep.source).stem
     results_dir = store.prepare_results_dir(results, create=not args.dry_run)
     for w in sweep.warnings:

@@ -315,28 +315,45 @@ def _suggest(claim: Claim, impl: dict, all_ok: pd.DataFrame, result: ClaimResult
     elif claim.kind == "ratio":
         pairs = [p for p in claim.pairs if f"{C.short(p[0])}/{C.short(p[1])}" in lacking]
         ms = list(dict.fromkeys(m for p in pairs for m in p))
-        if need_data:
-            lines.append(f"cells of {', '.join(ms)} at the same settings ({fixed(base)}), "
-                         f">= 3 values of seq_len")
-        base.pop("seq_len", None)
-        grid = {"model": ms, "seq_len": _levels_for("seq_len", device)}
+        present = set(all_ok["model"].astype(str))
+        ms = [m for m in ms if m not in present] or ms   # the twins that have no cells at all
+        if claim.metric == "n_params":
+            if need_data:
+                lines.append(f"cells of {', '.join(ms)} at one config ({fixed(base)})")
+            grid = {"model": ms}
+        else:
+            if need_data:
+                lines.append(f"cells of {', '.join(ms)} at the same settings ({fixed(base)}), "
+                             f">= 3 values of seq_len")
+            base.pop("seq_len", None)
+            grid = {"model": ms, "seq_len": _levels_for("seq_len", device)}
     elif claim.kind == "order":
         if claim.at_largest_seq_len:
             base["seq_len"] = max(_levels_for("seq_len", device))
+        absent = [m for m in models if "no cells of" in result.evidence and C.short(m) in
+                  result.evidence.split("no cells of", 1)[1]]
         if need_data:
-            lines.append(f"cells of all of {', '.join(models)} at the same settings ({fixed(base)})")
+            if absent:
+                lines.append(f"cells of {', '.join(absent)} at the settings of the other models' cells "
+                             f"({fixed(base)})")
+            else:
+                lines.append(f"cells of all of {', '.join(models)} at the same settings ({fixed(base)})")
         grid = {"model": list(models)}
         if claim.min_reps > 1:
             lines.append(f"at least {claim.min_reps} seeds per model at those settings")
             grid["seed"] = list(range(max(claim.min_reps, 3)))
     else:  # exact / relative
         seed_cfg = {k: v for k, v in C.SEED_CONFIG.items() if k != "dropout"}
-        lines.append("cells at the seed config: " + ", ".join(f"{k}={v}" for k, v in seed_cfg.items()))
+        lack_models = [m for m in models if C.short(m) in lacking]
+        if claim.kind == "relative" and "no cells at the seed config for QuantumMambaGated" in result.evidence:
+            lack_models = ["quantum_mamba_gated"] + [m for m in lack_models if m != "quantum_mamba_gated"]
+        lines.append(f"cells of {', '.join(lack_models)} at the seed config: "
+                     + ", ".join(f"{k}={v}" for k, v in seed_cfg.items()))
         for k in ("seq_len", "chunk_size", "n_qubits"):
             base.pop(k, None)
         base = {**base, **{k: v for k, v in seed_cfg.items()
-                           if any(k in C.relevant_fields(m) for m in models)}}
-        grid = {"model": list(models)}
+                           if any(k in C.relevant_fields(m) for m in lack_models)}}
+        grid = {"model": lack_models}
     if noisy:
         lines.append(f"{', '.join(noisy)}: measured but too noisy or too close to call — add replicates "
                      "(seed: [0, 1, 2]) at the same cells, or more timed steps")

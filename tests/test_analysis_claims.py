@@ -251,3 +251,21 @@ def test_gpu_suggestions_go_to_large_T():
     rows = [fake_row("classical_mamba", device="cuda", seq_len=1024, step_time_median_s=0.01)]
     res = {r.claim.id: r for r in _one_all(rows)}
     assert res["time.linear_T.train"].suggestion_yaml["grid"]["seq_len"][-1] == 8192
+
+
+def test_suggested_sweeps_are_valid_sweep_files():
+    sweep = pytest.importorskip("bench.sweep")
+    rows = [fake_row(m, seq_len=64, step_time_median_s=0.01, peak_mem_train_bytes=1e6)
+            for m in ("quantum_mamba_ssm", "quantum_hydra_ssm", "quantum_mamba_gated", "classical_mamba")]
+    results = _one_all(rows)
+    lacking = [r for r in results if r.suggestion_yaml]
+    assert {r.claim.id for r in lacking} >= {"time.linear_T.train", "params.hydra_2x", "mem.tiers.train"}
+    for r in lacking:
+        parsed = sweep.parse_sweep(r.suggestion_yaml, source=r.claim.id)
+        assert parsed.cells, r.claim.id
+    by_id = {r.claim.id: r for r in results}
+    # only the models that lack data are suggested
+    assert by_id["params.seed_counts"].suggestion_yaml["grid"]["model"] == ["quantum_hydra_gated", "classical_hydra"]
+    assert by_id["params.hydra_2x"].suggestion_yaml["grid"] == {"model": ["quantum_hydra_gated",
+                                                                          "classical_hydra"]}
+    assert "quantum_hydra_gated" in by_id["mem.tiers.train"].suggestions[0]

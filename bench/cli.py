@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 # name -> (module, one-line help)
@@ -36,11 +37,18 @@ def _available():
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag or value as one line (exit 2), naming the --help to read."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(commands=None) -> argparse.ArgumentParser:
     commands = commands if commands is not None else _available()
-    parser = argparse.ArgumentParser(prog="qssm", description="qssm-bench: benchmark six quantum/classical "
-                                     "Mamba/Hydra sequence models")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _Parser(prog="qssm", description="qssm-bench: benchmark six quantum/classical "
+                     "Mamba/Hydra sequence models")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, (mod, help_) in commands.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -78,6 +86,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("qssm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `qssm status DIR | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

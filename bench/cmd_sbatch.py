@@ -89,9 +89,11 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
         "",
         "set -u",
     ]
-    setup = list(profile.setup) + list(pythonpath)
-    if setup:
-        lines += ["", "# --- site setup (profile 'setup')"] + setup
+    if profile.setup:
+        lines += ["", "# --- site setup (profile 'setup')"] + list(profile.setup)
+    if pythonpath:
+        lines += ["", "# --- qssm-bench is used from its checkout (not installed in the interpreter below)"]
+        lines += list(pythonpath)
     srun = ["srun", f"--ntasks={shape.world_size}", f"--ntasks-per-node={shape.tasks_per_node}",
             f"--cpus-per-task={profile.cpus_per_task}"]
     if launcher == "mpi":
@@ -100,7 +102,7 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
     lines += [
         "",
         "# --- the cell",
-        f"QSSM=({python} -m bench.cli)",
+        f"QSSM=({_q(python)} -m bench.cli)",
         f"MANIFEST={_q(manifest)}",
         f"MAX_REQUEUES={max_requeues}",
         "# a running cell saves a checkpoint this often (seconds), to resume after a requeue",

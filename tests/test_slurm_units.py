@@ -1,0 +1,205 @@
+"""SLURM executor and `qssm sbatch` pieces that need no cluster: resource shapes, sacct parsing,
+the generated sbatch scripts (golden files), the CLI's checks.
+
+Golden files: tests/golden/*.sbatch. To re-record them on purpose after changing the script
+template, run `QSSM_RECORD_GOLDEN=1 python -m pytest tests/test_slurm_units.py -k golden`, read
+the diff (`git diff tests/golden`) and commit it. A missing golden file is a failure, never
+recorded silently.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cell import cell_from_mapping
+from bench.cmd_sbatch import fmt_time, render_script
+from bench.errors import UserError
+from bench.executors import slurm as S
+from bench.profiles import load_profile
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+TINY = dict(model="classical_mamba", d_model=8, d_state=4, n_layers=1, feature_dim=4, output_dim=2,
+            seq_len=8, steps=3, warmup_steps=1, batch_size=4, eval_samples=32)
+
+
+def cell(**kw):
+    return cell_from_mapping({**TINY, **kw})
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("QSSM_RECORD_GOLDEN", "").strip() not in ("", "0"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        pytest.skip(f"re-recorded {path.relative_to(REPO)} (QSSM_RECORD_GOLDEN is set): review `git diff` "
+                    "and commit it")
+    assert path.exists(), (f"golden file {path} is missing; record it on purpose with QSSM_RECORD_GOLDEN=1 "
+                           "(see this module's docstring)")
+    expected = path.read_text()
+    assert text == expected, (f"the generated script differs from {path.name}; if the change is intended, "
+                              "re-record with QSSM_RECORD_GOLDEN=1 and commit the diff")
+
+
+# ---------------------------------------------------------------------------------------------
+# resource shapes
+# ---------------------------------------------------------------------------------------------
+def test_cpu_cells_take_world_size_tasks_on_one_node():
+    prof = load_profile("local")
+    assert S.shape_of(cell(world_size=2, batch_size=4), prof) == S.Shape(1, 2, 0, 2, "cpu")
+    groups = S.group_cells([cell(seed=0), cell(seed=1, world_size=2), cell(seed=2)], prof)
+    assert [(s.world_size, len(cs)) for s, cs in groups.items()] == [(1, 2), (2, 1)]
+
+
+def test_cuda_cells_take_one_gpu_per_rank_and_whole_nodes():
+    prof = load_profile("perlmutter")          # 4 GPUs per node
+    assert S.shape_of(cell(device="cuda", world_size=2, batch_size=4), prof) == S.Shape(1, 2, 2, 2, "cuda")
+    assert S.shape_of(cell(device="cuda", world_size=8, batch_size=8), prof) == S.Shape(2, 4, 4, 8, "cuda")
+    with pytest.raises(UserError, match="multiple of 4"):
+        S.shape_of(cell(device="cuda", world_size=6, batch_size=6), prof)
+    with pytest.raises(UserError, match="gpus_per_node=0"):
+        S.shape_of(cell(device="cuda"), load_profile("local"))
+
+
+def test_sbatch_options_come_from_the_profile():
+    prof = load_profile("perlmutter")
+    opts = S.sbatch_options(prof, S.Shape(2, 4, 4, 8, "cuda"))
+    assert opts == {"nodes": 2, "ntasks-per-node": 4, "cpus-per-task": 32, "gpus-per-node": 4, "time": 60,
+                    "account": "m0000", "qos": "regular", "constraint": "gpu", "gpu-bind": "none"}
+    local = S.sbatch_options(load_profile("local"), S.Shape(1, 2, 0, 2, "cpu"))
+    assert local["mem"] == "2G" and local["partition"] == "debug" and "gpus-per-node" not in local
+    assert S.mem_option(1.5) == "1536M" and fmt_time(30) == "00:30:00" and fmt_time(1500) == "1-01:00:00"
+
+
+# ---------------------------------------------------------------------------------------------
+# sacct output
+# ---------------------------------------------------------------------------------------------
+def test_job_ids_expand_and_compact():
+    assert S._expand_job_id("12_[3-5,7%2]") == ["12_3", "12_4", "12_5", "12_7"]
+    assert S._expand_job_id("12_3") == ["12_3"] and S._expand_job_id("12") == ["12"]
+    assert S._compact_ids(["5_0", "5_1", "5_2", "5_4", "6", "7_3"]) == ["5_[0-2,4]", "7_3", "6"]
+    assert S._elapsed_s(S.JobInfo(elapsed="1-02:03:04")) == 93784.0
+    assert S._elapsed_s(S.JobInfo(elapsed="03:04")) == 184.0
+
+
+def test_sacct_info_reads_states_and_counts_requeues(monkeypatch):
+    out = ("7_0|REQUEUED|2026-11-25T16:00:00|00:00:08|0:0\n"
+           "7_0|COMPLETED|2026-11-25T16:00:20|00:00:05|0:0\n"
+           "7_1|CANCELLED by 0|2026-11-25T16:00:01|00:00:02|0:15\n"
+           "7_[2-3%4]|PENDING|Unknown|00:00:00|0:0\n")
+
+    def fake_run(cmd, **kw):
+        assert cmd[0] == "sacct" and "-D" in cmd and "7" in cmd[-1]
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+    monkeypatch.setattr(S.subprocess, "run", fake_run)
+    info = S.sacct_info(["7_0", "7_1", "7_2"])
+    assert info["7_0"].state == "COMPLETED" and info["7_0"].requeues == 1
+    assert info["7_1"].state == "CANCELLED" and info["7_1"].detail == "CANCELLED by 0"
+    assert info["7_2"].state == info["7_3"].state == "PENDING"
+
+
+# ---------------------------------------------------------------------------------------------
+# generated scripts (golden files)
+# ---------------------------------------------------------------------------------------------
+def _render(profile: str, shape, launcher="sbatch", pythonpath=()):
+    out = Path("/scratch/jobs")
+    return render_script(job_name="qssm-demo", profile=load_profile(profile), shape=shape, n_cells=12,
+                         script=out / "demo.sbatch", manifest=out / "demo.cells.json",
+                         results_dir=Path("/scratch/results/demo"), log_dir=out / "logs",
+                         python="/opt/venv/bin/python", pythonpath=list(pythonpath), launcher=launcher,
+                         sweep="/home/me/demo.yaml", checkpoint_every_s=300, signal_delay_s=90, max_requeues=3)
+
+
+def test_golden_sbatch_script_local():
+    check_golden("local-w2.sbatch", _render("local", S.Shape(1, 2, 0, 2, "cpu"),
+                                            pythonpath=['export PYTHONPATH="/src/qssm-bench${PYTHONPATH:+:$PYTHONPATH}"']))
+
+
+def test_golden_sbatch_script_perlmutter_mpi():
+    check_golden("perlmutter-w8-mpi.sbatch", _render("perlmutter", S.Shape(2, 4, 4, 8, "cuda"), launcher="mpi"))
+
+
+def test_generated_scripts_are_valid_bash(tmp_path):
+    for text in (_render("local", S.Shape(1, 2, 0, 2, "cpu")),
+                 _render("gpu-generic", S.Shape(1, 4, 4, 4, "cuda"), launcher="mpi")):
+        p = tmp_path / "s.sbatch"
+        p.write_text(text)
+        r = subprocess.run(["bash", "-n", str(p)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# the CLI
+# ---------------------------------------------------------------------------------------------
+def qssm(*args, cwd=None, env=None):
+    e = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=e, timeout=120)
+
+
+SWEEP = """\
+model: classical_mamba
+d_model: 8
+d_state: 4
+n_layers: 1
+feature_dim: 4
+output_dim: 2
+seq_len: 8
+steps: 3
+warmup_steps: 1
+batch_size: 4
+eval_samples: 32
+grid:
+  seed: [0, 1, 2]
+  world_size: [1, 2]
+"""
+
+
+def test_qssm_sbatch_writes_a_script_and_manifest_per_group(tmp_path):
+    (tmp_path / "demo.yaml").write_text(SWEEP)
+    r = qssm("sbatch", tmp_path / "demo.yaml", "--profile", "local", "-o", tmp_path / "jobs",
+             "--results", tmp_path / "res")
+    assert r.returncode == 0, r.stderr
+    from bench.executors.base import read_manifest
+    for w in (1, 2):
+        script = tmp_path / "jobs" / f"demo-w{w}.sbatch"
+        text = script.read_text()
+        man = read_manifest(tmp_path / "jobs" / f"demo-w{w}.cells.json")
+        assert len(man.cells) == 3 and {c.world_size for c in man.cells} == {w}
+        assert man.results_dir == (tmp_path / "res").resolve()
+        assert "#SBATCH --array=0-2%4" in text and f"#SBATCH --ntasks-per-node={w}" in text
+        assert f"QSSM=({sys.executable} -m bench.cli)" in text and "run-cell \"$MANIFEST\"" in text
+        assert os.access(script, os.X_OK)
+    assert "sbatch " in r.stdout
+
+
+def test_qssm_sbatch_leaves_out_done_cells_and_refuses_bad_input(tmp_path):
+    (tmp_path / "demo.yaml").write_text(SWEEP.replace("  world_size: [1, 2]\n", ""))
+    from bench.executors.launchers import RankEnv
+    from bench.sweep import load_sweep
+    from bench.train import run_cell
+    first = load_sweep(str(tmp_path / "demo.yaml")).cells[0]
+    run_cell(first, tmp_path / "res", RankEnv.single("inline"))
+    r = qssm("sbatch", tmp_path / "demo.yaml", "-o", tmp_path / "jobs", "--results", tmp_path / "res")
+    assert r.returncode == 0, r.stderr
+    assert "#SBATCH --array=0-1%4" in (tmp_path / "jobs" / "demo.sbatch").read_text()
+    assert "1 done or failed before" in r.stdout
+    r = qssm("sbatch", tmp_path / "demo.yaml", "-o", tmp_path / "j2", "--profile", "nosuch")
+    assert r.returncode == 2 and "profile='nosuch' not found" in r.stderr
+    (tmp_path / "gpu.yaml").write_text(SWEEP.replace("seq_len: 8\n", "seq_len: 8\ndevice: cuda\n"))
+    r = qssm("sbatch", tmp_path / "gpu.yaml", "-o", tmp_path / "j3", "--profile", "local")
+    assert r.returncode == 2 and "gpus_per_node=0" in r.stderr and not (tmp_path / "j3").exists()
+    r = qssm("sbatch", tmp_path / "demo.yaml", "-o", tmp_path / "j4", "--launcher", "pbs")
+    assert r.returncode == 2 and "--launcher 'pbs'" in r.stderr
+
+
+def test_slurm_executor_needs_sbatch(tmp_path):
+    (tmp_path / "demo.yaml").write_text(SWEEP)
+    r = qssm("sweep", tmp_path / "demo.yaml", "--executor", "slurm", "--results", tmp_path / "res",
+             env={"PATH": "/nonexistent"})
+    assert r.returncode == 2 and "needs SLURM's sbatch on PATH" in r.stderr
+    assert not (tmp_path / "res").exists()

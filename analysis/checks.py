@@ -194,15 +194,30 @@ def select_impl(df: pd.DataFrame, impl: dict) -> pd.DataFrame:
     return df[mask]
 
 
+# Fields the harness clamps to seq_len (a cell stores min(requested, T)): a row matches a
+# requested value R when its value is min(R, T).
+CLAMPED = ("quantum_steps", "chunk_size")
+
+
+def _compatible(rows: pd.DataFrame, f: str, v) -> np.ndarray:
+    vals = _obj(rows[f])
+    if f in CLAMPED and v is not None:
+        ts = _obj(rows["seq_len"])
+        return np.array([c is None or c == v or (t is not None and c == t and t <= v)
+                         for c, t in zip(vals, ts)], dtype=bool)
+    return np.array([c is None or c == v for c in vals], dtype=bool)
+
+
 def _reference_values(rows: pd.DataFrame, fields) -> dict:
-    """Per model-specific field: the seed-config value when present, else the most common one."""
+    """Per model-specific field: the seed-config value when the rows have it, else the most
+    common one (for a clamped field: the seed value when every row is compatible with it)."""
     ref = {}
     for f in fields:
         vals = [v for v in _obj(rows[f]) if v is not None]
         if not vals:
             continue
         seed = C.SEED_CONFIG.get(f)
-        if seed is not None and seed in vals:
+        if seed is not None and (seed in vals or (f in CLAMPED and _compatible(rows, f, seed).all())):
             ref[f] = seed
         else:
             counts = Counter(vals)
@@ -214,8 +229,38 @@ def _reference_values(rows: pd.DataFrame, fields) -> dict:
 def _at_reference(rows: pd.DataFrame, ref: dict) -> pd.DataFrame:
     mask = np.ones(len(rows), dtype=bool)
     for f, v in ref.items():
-        mask &= np.array([c is None or c == v for c in _obj(rows[f])], dtype=bool)
+        mask &= _compatible(rows, f, v)
     return rows[mask]
+
+
+def series_groups(rows: pd.DataFrame, key_fields: list, x: str) -> list[tuple[tuple, pd.DataFrame]]:
+    """Rows grouped into series: all key fields equal. Along seq_len, a clamped field (chunk_size,
+    quantum_steps) equal to T is read as any requested value >= T, so that one requested value
+    forms one series across T."""
+    cf = next((f for f in CLAMPED if f in key_fields), None)
+    if x != "seq_len" or cf is None:
+        return sorted(group_rows(rows, key_fields).items(), key=lambda kv: _sortkey(kv[0]))
+    i = key_fields.index(cf)
+    base = [f for f in key_fields if f != cf]
+    out = []
+    for key, g in group_rows(rows, base).items():
+        v, t = as_float(g[cf]), as_float(g["seq_len"])
+        unknown = ~np.isfinite(v)
+        ambiguous = np.isfinite(v) & (v >= t)
+        definite = sorted({float(a) for a in v[np.isfinite(v) & (v < t)]})
+        if unknown.any():
+            out.append((key[:i] + (None,) + key[i:], g[unknown]))
+        if not definite:
+            if ambiguous.any():
+                out.append((key[:i] + (None,) + key[i:], g[ambiguous]))
+            continue
+        for r in definite:
+            exact = np.isfinite(v) & (v == r) & (v < t)
+            if len(definite) > 1 and len(set(t[exact])) < 2:
+                continue  # a value requested at one T only (a chunk sweep): not a T series
+            m = exact | (ambiguous & (t <= r))
+            out.append((key[:i] + (_norm(r),) + key[i:], g[m]))
+    return sorted(out, key=lambda kv: _sortkey(kv[0]))
 
 
 def _metric_rows(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -382,7 +427,7 @@ def _eval_slope(claim: Claim, rows: pd.DataFrame, impl_name: str, n_boot: int, s
         vary = _varying(rm, key_fields)
         series_v = []
         best = None
-        for key, g in sorted(group_rows(rm, key_fields).items(), key=lambda kv: _sortkey(kv[0])):
+        for key, g in series_groups(rm, key_fields, claim.x):
             fit = S.loglog_fit(_x_values(g, claim), as_float(g[claim.metric]), n_boot=n_boot, seed=seed)
             if fit is None:
                 continue  # one x value: not a series

@@ -60,7 +60,7 @@ def _best_series(rows: pd.DataFrame, model: str, x: str) -> pd.DataFrame | None:
     """The series (all fields fixed but x and seed) with the most x values."""
     key_fields = [f for f in C.relevant_fields(model) if f not in (x, "seed") and f not in C.IMPL_FIELDS]
     best, rank = None, None
-    for _, g in K.group_rows(rows, key_fields).items():
+    for _, g in K.series_groups(rows, key_fields, x):
         r = (g[x].nunique(), len(g))
         if r[0] >= 2 and (rank is None or r > rank):
             best, rank = g, r

@@ -269,3 +269,22 @@ def test_suggested_sweeps_are_valid_sweep_files():
     assert by_id["params.hydra_2x"].suggestion_yaml["grid"] == {"model": ["quantum_hydra_gated",
                                                                           "classical_hydra"]}
     assert "quantum_hydra_gated" in by_id["mem.tiers.train"].suggestions[0]
+
+
+def test_clamped_quantum_steps_and_chunk_size_form_one_series():
+    # the harness stores min(requested, T): quantum_steps=32 at T=16 is stored as 16
+    rows = planted_rows(models=("quantum_mamba_ssm", "quantum_mamba_gated"), seq_lens=(16, 32, 64, 128),
+                        qubits=(4,), chunks=(4, 8, 16), fixed_T=128)
+    for r in rows:
+        if r["model"] == "quantum_mamba_ssm":
+            r["quantum_steps"] = min(32, r["seq_len"])
+        if r["model"] == "quantum_mamba_gated":
+            r["chunk_size"] = min(r["chunk_size"], r["seq_len"])
+    (res,) = _one(rows, "mem.ssm_linear_T.train")
+    qms = [c for c in res.checks if c.subject == "QMambaSSM"]
+    assert len(qms) == 1 and qms[0].n_cells == 4 and qms[0].verdict == S.SUPPORTED
+    (res,) = _one(rows, "mem.gated_flat_T.train")
+    qmg = [c for c in res.checks if c.subject == "QMambaGated"]
+    assert [c.n_cells for c in qmg] == [4] and qmg[0].verdict == S.SUPPORTED
+    (res,) = _one(rows, "time.chunk.train")
+    assert res.subject_verdicts["QMambaGated"] == S.SUPPORTED

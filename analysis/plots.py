@@ -236,7 +236,8 @@ def plot_params(df, out):
         return []
     fig, axes = _figure(1, 1, w=8, h=4)
     ax = axes[0][0]
-    sns.barplot(data=d, x="model", y="n_params", hue="source", ax=ax, palette="muted")
+    order = [C.short(m) for m in sorted(C.DOC_PARAMS, key=C.DOC_PARAMS.get)]   # §8.2's order
+    sns.barplot(data=d, x="model", y="n_params", hue="source", ax=ax, palette="muted", order=order)
     ax.set_yscale("log")
     ax.set_ylabel("trainable parameters")
     ax.set_xlabel("")

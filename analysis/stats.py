@@ -13,16 +13,18 @@ The tolerance rules (also printed in every report, ``RULES``):
   value has no series). With expected exponent ``k`` and tolerance ``τ`` (τ = 0.25 for growth
   laws, 0.15 for "flat"/"minimal", where k = 0): **supported** when the whole CI lies in
   ``[k − τ, k + τ]``; **contradicted** when the whole CI lies outside it and is at most three
-  band widths (6τ) wide; otherwise **inconclusive** (too noisy, or on the edge). A slope below ``k − τ`` is a contradiction *in the
-  measured range* — fixed per-step costs hide the claimed growth there; the evidence says so, and
-  larger x decides whether the asymptotic claim holds.
+  band widths (6τ) wide; otherwise **inconclusive** (too noisy, or on the edge). A slope below
+  ``k − τ`` is a contradiction *in the measured range*: fixed per-step costs hide the claimed
+  growth there; the evidence says so, and larger x decides whether the asymptotic claim holds.
+  For step times the slope of the fastest steps is shown beside (less sensitive to a busy
+  machine); the verdict uses the medians.
 * **Ratio claims** ("Hydra ~2× Mamba"). Cells of the two models are matched on every cell field
   that applies to both (a field that applies to one only is held at its seed-config value, or its
-  most common one); per matched point the ratio of the medians over replicates. Pooled over a
-  series (all else fixed, ``seq_len`` free): the geometric mean, 95% CI = mean log-ratio ±
-  t(m−1)·SE (bootstrap SE over the m ≥ 3 points), or with fewer points the range of the points'
-  ratios (replicate ranges included). "~r×" is the band ``[r/1.5, 1.5·r]``; verdict as for
-  slopes, on the log scale.
+  most common one). A series is the matched cells with all else fixed and ``seq_len`` free; fit
+  ``log y = μ_point + δ·[Hydra]`` by least squares over all its cells (one μ per matched point):
+  the ratio is e^δ, its 95% CI ``δ ± t(N−P−1)·SE`` for N cells at P points; with no degrees of
+  freedom left (one cell per model at a single point) the range of the ratios.
+  "~r×" is the band ``[r/1.5, 1.5·r]``; verdict as for slopes, on the log scale.
 * **Order claims** ("classical models are fastest", "QuantumMambaGated has the lowest memory").
   Tiers of models, each tier below the next; every pair (A in a lower tier, B in a higher one)
   is compared at each *context*: the same implementation and the same shared cell fields, with

@@ -273,3 +273,13 @@ def test_srun_mpi_pmix_run_cell_launcher_mpi(tmp_path):
     meta = got.env[row["file"]]
     assert row["status"] == "ok" and row["launcher"] == "mpi" and meta["world_size"] == 2 and meta["slurm_job_id"]
     print(f"\n[timing] srun --mpi=pmix -n 2 run-cell: {time.monotonic() - t0:.1f} s")
+
+
+def test_a_refused_submission_is_one_line(slurm_env, tmp_path):
+    sweep = tmp_path / "gpu.yaml"
+    sweep.write_text("model: classical_mamba\nd_model: 8\nfeature_dim: 4\noutput_dim: 2\nseq_len: 8\nsteps: 3\nwarmup_steps: 1\n")
+    r = qssm("sweep", sweep, "--executor", "slurm", "--profile", "gpu-generic", "--results", tmp_path / "res",
+             env=slurm_env)     # the dev cluster has no partition `gpu`
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "qssm: error: sbatch refused the array of 1 cells" in r.stderr and "Traceback" not in r.stderr
+    assert not list((tmp_path / "res").glob("*.parquet"))

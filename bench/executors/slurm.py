@@ -322,13 +322,21 @@ class SlurmExecutor(Executor):
         states = store.cell_states(results_dir, [c.cell_id for c in cells])
         tracked: list[Tracked] = list(adopted.values())
         name = f"qssm-{results_dir.name}"
+        refused = None
         for shape, group in groups.items():
             group = [c for c in group if c.cell_id not in adopted]
             if not group:
                 continue
             ex = self._executor(folder, shape, name + (f"-w{shape.world_size}" if len(groups) > 1 else ""))
-            with ex.batch():
-                jobs = [ex.submit(CellJob(c.to_dict(), str(results_dir), self.checkpoint_every_s)) for c in group]
+            try:
+                with ex.batch():
+                    jobs = [ex.submit(CellJob(c.to_dict(), str(results_dir), self.checkpoint_every_s))
+                            for c in group]
+            except Exception as exc:  # noqa: BLE001 - sbatch said no: keep what was submitted, then stop
+                text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+                refused = (f"sbatch refused the array of {len(group)} cells with world_size={shape.world_size} "
+                           f"on {shape.device} (profile {self.profile.name!r}): {text[:500]}")
+                break
             for c, job in zip(group, jobs):
                 st = states.get(c.cell_id)
                 tracked.append(Tracked(c, str(job.job_id), st.max_attempt if st else 0, job, str(folder)))
@@ -343,6 +351,11 @@ class SlurmExecutor(Executor):
                       "adopted": t.job is None} for t in tracked],
         })
         sub.handle = SlurmHandle(tracked, folder, record, self.profile.name, detached=self.no_wait)
+        if refused:
+            if tracked:
+                refused += (f"; already submitted and left running: job "
+                            f"{', '.join(_compact_ids([t.job_id for t in tracked]))} (`scancel` to stop them)")
+            raise UserError(refused)
         return sub
 
     def _adopt(self, results_dir: Path, cells) -> dict:

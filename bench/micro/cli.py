@@ -31,6 +31,10 @@ def add_arguments(p) -> None:
                    help="a measurement whose memory passes this is stopped and recorded as OOM "
                         "(default 85%% of the memory available at start)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per measurement (default 240 quick, 600 full)")
+    p.add_argument("--isolation", choices=("auto", "process", "worker"), default="auto",
+                   help="process: a fresh forked child per measurement (CPU default; peak RSS is that "
+                        "child's own); worker: one persistent spawned process (CUDA default: no CUDA "
+                        "start-up per measurement, CUDA peaks are reset per measurement)")
 
 
 def run(args) -> int:
@@ -47,7 +51,8 @@ def run(args) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is visible here")
     sizes = suite.QUICK if args.quick else suite.FULL
-    lightning = suite.lightning_available() and not args.no_lightning
+    pennylane_ok = suite.pennylane_available()
+    lightning = pennylane_ok and suite.lightning_available() and not args.no_lightning
     if args.mem_cap_gb is not None:
         mem_cap = int(args.mem_cap_gb * 2**30)
     else:
@@ -55,31 +60,47 @@ def run(args) -> int:
         mem_cap = int(0.85 * avail) if avail else None
     meta = {"device": args.device, "threads": args.threads, "torch": torch.__version__,
             "quick": bool(args.quick), "mem_cap_bytes": mem_cap, "lightning": lightning}
-    if "circuit" in sections or "train" in sections:
+    if pennylane_ok and ("circuit" in sections or "train" in sections):
         import pennylane  # imported once here, so that forked children do not pay for it
 
         meta["pennylane"] = pennylane.__version__
         if lightning:
             import pennylane_lightning  # noqa: F401
+    elif not pennylane_ok:
+        meta["pennylane"] = "not installed (its references are skipped)"
     plan = suite.build_plan(sizes, device=args.device, threads=args.threads, lightning=lightning,
-                            sections=sections)
-    start_method = "spawn" if args.device == "cuda" else "fork"
+                            sections=sections, pennylane=pennylane_ok)
+    isolation = args.isolation if args.isolation != "auto" else ("worker" if args.device == "cuda" else "process")
+    meta["isolation"] = isolation
+    worker = runner.Worker(mem_cap) if isolation == "worker" else None
     results = {}
     t_start = time.perf_counter()
-    for key, spec, timeout in plan:
-        if not args.json:
-            print(f"  measuring {' '.join(str(k) for k in key)} ...", file=sys.stderr, flush=True)
-        r = runner.run_isolated(spec, timeout_s=args.timeout or timeout, mem_cap=mem_cap,
-                                start_method=start_method)
-        r["B"] = spec.get("B")
-        results[key] = r
-        if r.get("mem_method"):
-            meta["mem_method"] = r["mem_method"]
+    try:
+        for key, spec, timeout in plan:
+            if str(key[2]).endswith("@fallback"):
+                main = results.get(key[:2] + (key[2].split("@")[0],) + key[3:])
+                if main is None or main.get("status") == "ok":
+                    continue  # only measured when the full batch did not fit
+            if not args.json:
+                print(f"  measuring {' '.join(str(k) for k in key)} ...", file=sys.stderr, flush=True)
+            limit = args.timeout or timeout
+            if worker is not None and spec.get("device") == args.device:
+                r = worker.run(spec, timeout_s=limit)
+            else:  # CPU work (the PennyLane references too): a fresh forked child
+                r = runner.run_isolated(spec, timeout_s=limit, mem_cap=mem_cap, start_method="fork")
+            r["B"] = spec.get("B")
+            results[key] = r
+            if r.get("mem_method") and spec.get("device") == args.device:
+                meta["mem_method"] = r["mem_method"]
+    finally:
+        if worker is not None:
+            worker.close()
     meta["total_s"] = time.perf_counter() - t_start
     derived = suite.derive(sizes, results)
     if args.json:
         print(json.dumps({"meta": meta, "sizes": sizes.__dict__,
-                          "measurements": [{"key": list(k), "spec": s, "result": results[k]} for k, s, _ in plan],
+                          "measurements": [{"key": list(k), "spec": s, "result": results[k]}
+                                           for k, s, _ in plan if k in results],
                           "scan": _strip(derived["scan"]), "scan_slope": derived["scan_slope"],
                           "circuit": _strip(derived["circuit"]), "train": _strip(derived["train"]),
                           "targets": derived["targets"]}, indent=1, default=str))
@@ -94,6 +115,5 @@ def _strip(rows):
     """Derived rows without the raw result dicts (those are under `measurements`)."""
     out = []
     for r in rows:
-        out.append({k: v for k, v in r.items() if not isinstance(v, dict) or k == "variants"
-                    and False})
+        out.append({k: v for k, v in r.items() if not isinstance(v, dict)})
     return out

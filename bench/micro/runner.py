@@ -5,7 +5,11 @@ not what an earlier measurement left in the allocator; a crash, a timeout or run
 memory is recorded as a status instead of ending the run.
 
 On CPU children are forked from this process (torch and PennyLane already imported, nothing
-computed yet, so no thread pool is copied); on CUDA they are spawned (CUDA cannot be forked).
+computed yet, so no thread pool is copied). CUDA cannot be forked and a spawned process pays
+seconds of start-up (imports, CUDA context), so CUDA measurements go to one persistent spawned
+worker (`Worker`) instead: its peak memory is still per measurement, since
+torch.cuda.reset_peak_memory_stats starts each one afresh. A worker that dies or hangs is
+replaced for the next measurement.
 A watchdog thread in the child ends it with exit code OOM_EXIT when its resident memory passes
 the cap, before the machine starts swapping or the kernel's OOM killer picks a victim.
 """
@@ -111,3 +115,99 @@ def run_isolated(spec: dict, *, timeout_s: float, mem_cap: int | None, start_met
             result = {"status": "failed", "error": f"child exited with code {code} and no result"}
     result["wall_s"] = time.perf_counter() - t0
     return result
+
+
+def _serve(conn, mem_cap: int | None) -> None:
+    """Body of a persistent worker: measure each spec received until None arrives."""
+    if mem_cap:
+        threading.Thread(target=_watchdog, args=(mem_cap,), daemon=True).start()
+    from .measure import measure
+
+    while True:
+        try:
+            spec = conn.recv()
+        except EOFError:
+            return
+        if spec is None:
+            return
+        try:
+            result = measure(spec)
+        except BaseException as exc:
+            result = {"status": "oom" if _is_oom(exc) else "failed",
+                      "error": f"{type(exc).__name__}: {exc}".strip()[:500],
+                      "traceback": traceback.format_exc()[-2000:]}
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except Exception:
+                pass
+        conn.send(result)
+
+
+class Worker:
+    """One persistent (spawned) measurement process, restarted after a crash or a timeout."""
+
+    def __init__(self, mem_cap: int | None, start_method: str = "spawn"):
+        self.mem_cap = mem_cap
+        self.ctx = mp.get_context(start_method)
+        self.proc = None
+        self.conn = None
+
+    def _start(self):
+        parent_conn, child_conn = self.ctx.Pipe(duplex=True)
+        self.proc = self.ctx.Process(target=_serve, args=(child_conn, self.mem_cap), daemon=True)
+        self.proc.start()
+        child_conn.close()
+        self.conn = parent_conn
+
+    def _kill(self):
+        if self.proc is not None and self.proc.is_alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.join(5)
+        self.proc = None
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    def run(self, spec: dict, *, timeout_s: float) -> dict:
+        predicted = spec.get("predicted_peak_bytes")
+        if predicted and self.mem_cap and predicted > self.mem_cap and spec.get("device", "cpu") == "cpu":
+            return {"status": "oom", "predicted": True,
+                    "error": f"predicted peak {predicted / 2**30:.1f} GiB exceeds the memory cap "
+                             f"{self.mem_cap / 2**30:.1f} GiB; not run"}
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        t0 = time.perf_counter()
+        result = None
+        try:
+            self.conn.send(spec)
+            if self.conn.poll(timeout_s):
+                result = self.conn.recv()
+        except (EOFError, BrokenPipeError, OSError):
+            result = None
+        if result is None:
+            code = self.proc.exitcode if self.proc is not None else None
+            alive = self.proc is not None and self.proc.is_alive()
+            self._kill()
+            if alive:
+                result = {"status": "timeout", "error": f"no result within {timeout_s:.0f} s"}
+            elif code == OOM_EXIT:
+                result = {"status": "oom", "error": f"resident memory passed the cap {self.mem_cap / 2**30:.1f} GiB"}
+            elif code in (-signal.SIGKILL, 137):
+                result = {"status": "oom", "error": "killed (SIGKILL): most likely the kernel's OOM killer"}
+            else:
+                result = {"status": "failed", "error": f"worker exited with code {code} and no result"}
+        result["wall_s"] = time.perf_counter() - t0
+        return result
+
+    def close(self):
+        if self.proc is not None and self.proc.is_alive():
+            try:
+                self.conn.send(None)
+                self.proc.join(10)
+            except (BrokenPipeError, OSError):
+                pass
+        self._kill()

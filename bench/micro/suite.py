@@ -30,6 +30,8 @@ class Sizes:
     ssm_batch: dict  # q -> B
     gated_batch: dict
     lightning_batch: dict  # q -> B (lightning's adjoint runs per sample)
+    fallback_batch: dict  # q -> B: default.qubit's SSM circuit again at this batch, used (per sample)
+    #                       when the full batch does not fit in memory
     train_B: int
     train_T: int
     budget_s: float  # timed repeats stop after about this long (at least one)
@@ -41,11 +43,20 @@ class Sizes:
 FULL = Sizes(scan_bdn=(32, 256, 16), scan_ref_L=(512, 1024, 2048), scan_fast_L=(512, 1024, 2048, 4096, 8192),
              scan_target_L=2048, circuit_q=(4, 8, 12), ssm_batch={4: 4096, 8: 4096, 12: 4096},
              gated_batch={4: 4096, 8: 4096, 12: 512}, lightning_batch={4: 4096, 8: 4096, 12: 4096},
+             fallback_batch={12: 1024},
              train_B=32, train_T=100, budget_s=6.0, single_run_above_s=20.0)
 QUICK = Sizes(scan_bdn=(16, 256, 16), scan_ref_L=(128, 256, 512), scan_fast_L=(128, 256, 512, 1024, 2048),
-              scan_target_L=512, circuit_q=(4, 8, 12), ssm_batch={4: 1024, 8: 512, 12: 32},
-              gated_batch={4: 1024, 8: 256, 12: 16}, lightning_batch={4: 128, 8: 64, 12: 8},
+              scan_target_L=512, circuit_q=(4, 8, 12), ssm_batch={4: 1024, 8: 512, 12: 128},
+              gated_batch={4: 1024, 8: 256, 12: 32}, lightning_batch={4: 128, 8: 64, 12: 8}, fallback_batch={},
               train_B=8, train_T=32, budget_s=0.6, single_run_above_s=1.5, quick=True)
+
+
+def pennylane_available() -> bool:
+    try:
+        import pennylane  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def lightning_available() -> bool:
@@ -56,7 +67,8 @@ def lightning_available() -> bool:
     return True
 
 
-def build_plan(sizes: Sizes, *, device: str, threads: int, lightning: bool, sections=("scan", "circuit", "train")):
+def build_plan(sizes: Sizes, *, device: str, threads: int, lightning: bool, sections=("scan", "circuit", "train"),
+               pennylane: bool = True):
     """The measurements, as (key, spec, timeout_s)."""
     plan = []
     common = {"device": device, "threads": threads, "budget_s": sizes.budget_s,
@@ -74,8 +86,8 @@ def build_plan(sizes: Sizes, *, device: str, threads: int, lightning: bool, sect
                          {**common, "kind": "scan", "impl": "chunked", "B": b, "L": length, "di": di, "N": n},
                          timeout))
     if "circuit" in sections:
-        backends = [("torch", None), ("pennylane", "default.qubit")]
-        if lightning and device == "cpu":
+        backends = [("torch", None)] + ([("pennylane", "default.qubit")] if pennylane else [])
+        if pennylane and lightning and device == "cpu":
             backends.append(("pennylane", "lightning.qubit"))
         for circuit, batches in (("ssm", sizes.ssm_batch), ("gated", sizes.gated_batch)):
             for q in sizes.circuit_q:
@@ -91,14 +103,17 @@ def build_plan(sizes: Sizes, *, device: str, threads: int, lightning: bool, sect
                             # PERF.md: 10.5 GB of RSS at q=12, B=512, i.e. ~5 kB per amplitude
                             spec["predicted_peak_bytes"] = 5000 * bsz * 2 ** q
                     plan.append((("circuit", circuit, qdev or backend, q), spec, timeout))
+                    fb = sizes.fallback_batch.get(q)
+                    if circuit == "ssm" and qdev == "default.qubit" and fb and fb < bsz:
+                        plan.append((("circuit", circuit, "default.qubit@fallback", q), dict(spec, B=fb), timeout))
     if "train" in sections:
         config = dict(SEED_CONFIG, n_timesteps=sizes.train_T)
         for model in MODELS:
             variants = ([("scan=chunked", {"scan": "chunked"}), ("scan=reference", {"scan": "reference"})]
                         if model not in QUANTUM else
-                        [("torch", {"quantum_backend": "torch", "scan": "chunked"}),
-                         ("pennylane", {"quantum_backend": "pennylane", "qml_device": "default.qubit",
-                                        "scan": "chunked"})])
+                        [("torch", {"quantum_backend": "torch", "scan": "chunked"})]
+                        + ([("pennylane", {"quantum_backend": "pennylane", "qml_device": "default.qubit",
+                                           "scan": "chunked"})] if pennylane else []))
             for label, extra in variants:
                 spec = {**common, "kind": "train", "model": model, "B": sizes.train_B,
                         "config": {**config, **extra}}
@@ -154,6 +169,10 @@ def derive(sizes: Sizes, results: dict) -> dict:
         row = {"circuit": circuit, "q": q, "torch": torch_r}
         for qdev in ("default.qubit", "lightning.qubit"):
             ref = get(("circuit", circuit, qdev, q))
+            fallback = get(("circuit", circuit, qdev + "@fallback", q))
+            if ref is not None and not _ok(ref) and _ok(fallback):
+                row[qdev + "_full"] = ref  # e.g. OOM at the full batch
+                ref = fallback
             if ref is not None:
                 row[qdev] = ref
                 ratio = _ratio(ref, torch_r, "time_median_s")
@@ -212,7 +231,11 @@ def targets(sizes: Sizes, d: dict, results: dict) -> list:
         row = next((r for r in d["circuit"] if r["circuit"] == "ssm" and r["q"] == q), None)
         v = row.get("ratio_default.qubit") if row else None
         bsz = sizes.ssm_batch.get(q)
-        t.append({"target": f"SSM circuit q={q}, B={bsz}: default.qubit/torch >= {need}x{note}", "value": v,
+        if row and row.get("default.qubit_full") is not None and v is not None:
+            note_q = f" (default.qubit OOM at B={bsz}; per sample at B={row['default.qubit'].get('B')})"
+        else:
+            note_q = ""
+        t.append({"target": f"SSM circuit q={q}, B={bsz}: default.qubit/torch >= {need}x{note}{note_q}", "value": v,
                   "verdict": _verdict(v, v is not None and v >= need)})
     for row in d["train"]:
         if row["model"] in QUANTUM:
@@ -281,9 +304,15 @@ def render(sizes: Sizes, d: dict, meta: dict) -> str:
             lq = r.get("lightning.qubit")
             lb = f" (B={min(bsz, sizes.lightning_batch[r['q']])})" if lq is not None and \
                 min(bsz, sizes.lightning_batch[r["q"]]) != bsz else ""
+            dq = _t(r.get("default.qubit"))
+            if r.get("default.qubit_full") is not None:
+                dq = f"{_t(r['default.qubit_full'])}; B={r['default.qubit'].get('B')}: {dq}"
             w(f"{r['circuit']:>7} {r['q']:>3} {bsz:>5} | {_t(r['torch']):>10} |"
-              f" {_t(r.get('default.qubit')):>13} {_x(r.get('ratio_default.qubit')):>7} |"
+              f" {dq:>13} {_x(r.get('ratio_default.qubit')):>7} |"
               f" {(_t(lq) + lb) if lq is not None else '-':>15} {_x(r.get('ratio_lightning.qubit')):>7}")
+        if any(r.get("default.qubit_full") is not None for r in d["circuit"]):
+            w("where default.qubit did not fit at the full batch, its run at the smaller batch shown gives a "
+              "per-sample ratio.")
         if any(r.get("lightning.qubit") is not None for r in d["circuit"]):
             w("lightning.qubit (adjoint, per sample) runs at the smaller batch shown; its ratio is per sample "
               "(time scaled by the batch ratio).")

@@ -9,7 +9,8 @@ How the circuits run (each circuit is one autograd.Function with a hand-written 
   product state, so the SSM circuit builds it directly as a Kronecker product of q 2-vectors
   (the Gated circuit likewise for its first RY layer): no gate is simulated there.
 - Fused single-qubit layers. U_0 ⊗ ... ⊗ U_{q-1} is applied in groups of k adjacent wires
-  (k <= 4, k < q, 4^k <= 2^q / 4: a group matrix is at most 16 x 16 per sample). With the trailing k wires of the current layout as a group, one batched matmul
+  (k <= 4, k < q, 4^k <= 2^q / 4: a group matrix is at most 16 x 16 per sample). With the
+  trailing k wires of the current layout as a group, one batched matmul
   `U_group @ state.view(B', M, 2^k).mT` applies the group AND moves its wires to the front;
   walking the groups from the last wire to the first restores the canonical order: one pass
   over the state per group, no transposes.

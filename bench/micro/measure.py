@@ -20,32 +20,26 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import statistics
 import time
 
 import torch
 
+from ..metrics import SavedTensorBytes, peak_rss_bytes, reset_peak_rss
+
 
 # --------------------------------------------------------------------------- memory probes
 
-def _status_kib(key: str) -> int | None:
+def _rss_bytes() -> int | None:
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 class PeakMemory:
@@ -63,11 +57,8 @@ class PeakMemory:
             self.base = torch.cuda.memory_allocated(self.device)
             self.method = "cuda max_memory_allocated"
         else:
-            self.base_hwm_ok = _reset_hwm()
-            rss = _status_kib("VmRSS")
-            self.base = None if rss is None else rss * 1024
-            import resource
-
+            self.base_hwm_ok = reset_peak_rss()
+            self.base = _rss_bytes()
             self.base_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             self.method = "peak RSS (VmHWM after clear_refs)" if self.base_hwm_ok else "peak RSS (ru_maxrss)"
 
@@ -78,10 +69,7 @@ class PeakMemory:
         if self.base is None:
             return None
         if self.base_hwm_ok:
-            hwm = _status_kib("VmHWM")
-            return None if hwm is None else max(0, hwm * 1024 - self.base)
-        import resource
-
+            return max(0, int(peak_rss_bytes()) - self.base)
         # without clear_refs only growth past the earlier high-water mark is visible
         return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base_maxrss)
 
@@ -90,23 +78,10 @@ def saved_bytes(forward, exclude=()) -> int:
     """Bytes of distinct storages saved for backward while `forward()` runs, inputs excluded.
 
     `forward` returns something whose graph is then dropped (nothing is backpropagated)."""
-    skip = {t.untyped_storage().data_ptr() for t in exclude if isinstance(t, torch.Tensor)}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        try:
-            st = t.untyped_storage()
-            ptr = st.data_ptr()
-            if ptr not in skip:
-                seen[ptr] = st.nbytes()
-        except (RuntimeError, NotImplementedError):
-            pass
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with SavedTensorBytes([t for t in exclude if isinstance(t, torch.Tensor)]) as saved:
         out = forward()
-    del out
-    return int(sum(seen.values()))
+        del out
+    return int(saved.bytes)
 
 
 # --------------------------------------------------------------------------- workloads

@@ -12,11 +12,9 @@ from pathlib import Path
 from . import store
 from .errors import UserError
 
-from .progress import one_line_errors as _one_line_errors
 
 
 def add_arguments(p) -> None:
-    _one_line_errors(p, "run-cell")
     from .executors.launchers import LAUNCHERS
     p.add_argument("manifest", metavar="MANIFEST", help="manifest JSON written next to a sweep")
     p.add_argument("index", metavar="INDEX", nargs="?", default=None,

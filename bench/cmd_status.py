@@ -12,11 +12,9 @@ from .errors import UserError
 
 STATUS_ORDER = ("ok", "failed", "oom", "timeout", "nan")
 
-from .progress import one_line_errors as _one_line_errors
 
 
 def add_arguments(p) -> None:
-    _one_line_errors(p, "status")
     p.add_argument("results", metavar="DIR", help="results folder")
     p.add_argument("--sweep", metavar="FILE", default=None, help="also report which cells of this sweep are left")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -12,11 +12,9 @@ from pathlib import Path
 from . import store
 from .errors import UserError
 
-from .progress import one_line_errors as _one_line_errors
 
 
 def add_arguments(p) -> None:
-    _one_line_errors(p, "sweep")
     from .executors import add_executor_arguments, available
     p.add_argument("sweep", metavar="FILE", help="sweep file (YAML), or the name of a shipped sweep (e.g. smoke)")
     p.add_argument("--results", metavar="DIR", default=None,

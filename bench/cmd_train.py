@@ -11,11 +11,9 @@ from pathlib import Path
 from . import store
 from .cell import CELL_FIELDS, DEFAULTS
 
-from .progress import one_line_errors as _one_line_errors
 
 
 def add_arguments(p) -> None:
-    _one_line_errors(p, "train")
     g = p.add_argument_group("cell fields (defaults in brackets)")
     for name in CELL_FIELDS:
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])

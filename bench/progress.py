@@ -14,13 +14,6 @@ from .executors.base import CellEvent
 FAILED = ("failed", "oom", "timeout", "nan")
 
 
-def one_line_errors(parser, command: str) -> None:
-    """Make argparse report a bad flag of this subcommand as one line (exit status 2)."""
-    def error(message):
-        parser.exit(2, f"qssm {command}: error: {message} (qssm {command} --help)\n")
-    parser.error = error
-
-
 def fmt_duration(s: float | None) -> str:
     if s is None or s != s:
         return "?"

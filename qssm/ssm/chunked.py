@@ -19,10 +19,18 @@ per-step op reads and writes contiguous memory (a slice x[:, t] of a (B, L, di) 
 L·di elements apart, which thrashes caches and the TLB at large L). For backward only the state
 entering each chunk is kept: ceil(L/K) tensors of (B, N, di), i.e. O(B·di·N·L/K) on top of the
 inputs' O(B·di·L). Backward walks the chunks in reverse: it recomputes the chunk's K states
-(and decays) from the saved entry state into (K, B, N, di) workspaces, then walks the chunk's
-steps in reverse with the adjoint recurrence, producing every gradient of a step with small
-batched contractions. Time is linear in L (every step costs the same); workspaces are allocated
-once per call (fresh multi-MB allocations per chunk cost a page fault per page on CPU).
+from the saved entry state into one (K, B, N, di) workspace, then walks the chunk's steps in
+reverse with the adjoint recurrence, producing every gradient of a step with small batched
+contractions. Time is linear in L (every step costs the same); workspaces are allocated once per
+call (fresh multi-MB allocations per chunk cost a page fault per page on CPU).
+
+The per-step ops are bound by memory traffic, not by their launch overhead (each moves ~1 MiB
+at the PERF.md size), so the layout aims at passes over cache-resident (B, N, di) tensors:
+the reverse walk recomputes dA_t (an exp of a cache-resident tensor is cheaper than writing
+and re-reading K decays per chunk), and it carries M_t = dA_t ⊙ G_t between steps, which is
+both the decay term of G_{t-1} = M_t + C_{t-1} ⊗ gy_{t-1} and the factor of P_t = M_t ⊙ h_{t-1}.
+(Batching the non-recurrent ops over a whole chunk into (K, B, N, di) workspaces was measured
+slower on CPU: it trades L2-resident passes for passes through L3/DRAM.)
 
 No cumsum/exp closed form is used (it overflows in float32 for long chunks): each step is the
 same multiply-add as in the plain loop, so values match `scan_reference` to rounding.
@@ -105,15 +113,13 @@ class _ChunkedScan(torch.autograd.Function):
         gC = C.new_empty(C.shape)
         kmax = min(chunk, length)
         hs = x.new_empty(kmax, bsz, n, di)  # states h_t of the current chunk
-        ms = x.new_empty(kmax, bsz, n, di)  # dA_t ⊙ h_{t-1} of the current chunk
-        dAs = x.new_empty(kmax, bsz, n, di)  # decays dA_t of the current chunk
         # time-major chunk staging: inputs, and per-step results written out once per chunk
         xb, db, dxb, gyb, gxb, gdb, GBb = (x.new_empty(kmax, bsz, di) for _ in range(7))
         Bb, Cb, gBb, gCb = (B.new_empty(kmax, bsz, n) for _ in range(4))
-        G = x.new_zeros(bsz, n, di)  # G_{t+1} (zero after the last step)
-        G_new = torch.empty_like(G)
-        dA_carry = x.new_zeros(bsz, n, di)  # dA_{t0} handed from a chunk to the one before it
-        dA_next = dA_carry  # dA_{t+1} (its value is irrelevant while G is zero)
+        # G holds dA_{t+1} ⊙ G_{t+1} between steps (zero after the last step): adding C_t ⊗ gy_t
+        # makes it G_t, and the P_t below needs the same product dA_t ⊙ G_t that G_{t-1} does
+        G = x.new_zeros(bsz, n, di)
+        dA = torch.empty_like(G)  # dA_t
         P = torch.empty_like(G)
         if shared_a:
             gA_acc = x.new_zeros(bsz, 1, n)  # sum over t, c of Δ_t,c P_t,n,c
@@ -121,35 +127,39 @@ class _ChunkedScan(torch.autograd.Function):
         else:
             gA_acc = x.new_zeros(bsz, n, di)  # sum over t of Δ_t ⊙ P_t
         gD = x.new_zeros(di)
+        # per-step views of the staging buffers, made once per call
+        gCu, gBu, GBu = gCb.unsqueeze(2), gBb.unsqueeze(2), GBb.unsqueeze(2)  # (k, B, 1, ·)
+        dxu, dcu, gyu = dxb.unsqueeze(2), db.unsqueeze(2), gyb.unsqueeze(2)  # (k, B, 1, di)
+        Brow, Bcol, Ccol = Bb.unsqueeze(2), Bb.unsqueeze(-1), Cb.unsqueeze(-1)
         for c in range(states.shape[0] - 1, -1, -1):
             t0 = c * chunk
             t1 = min(t0 + chunk, length)
             k = t1 - t0
             xc, dc, gyc = _load(xb, x, t0, t1), _load(db, delta, t0, t1), _load(gyb, gy, t0, t1)
-            Bc, Cc = _load(Bb, B, t0, t1), _load(Cb, C, t0, t1)
-            dxc = torch.mul(dc, xc, out=dxb[:k])
-            # recompute the chunk's decays and states from its entry state
+            _load(Bb, B, t0, t1), _load(Cb, C, t0, t1)
+            torch.mul(dc, xc, out=dxb[:k])
+            # recompute the chunk's states from its entry state
             h0 = states[c]
             h = h0
             for j in range(k):
-                torch.mul(dc[j].unsqueeze(1), aT, out=dAs[j]).exp_()
-                torch.mul(dAs[j], h, out=ms[j])
-                h = torch.addcmul(ms[j], Bc[j].unsqueeze(-1), dxc[j].unsqueeze(1), out=hs[j])
+                torch.mul(dcu[j], aT, out=dA).exp_()
+                torch.mul(dA, h, out=hs[j])
+                h = hs[j].addcmul_(Bcol[j], dxu[j])
             # walk the chunk in reverse
             for j in range(k - 1, -1, -1):
-                gy_t = gyc[j].unsqueeze(1)  # (B, 1, di)
-                d_t = dc[j].unsqueeze(1)
+                d_t = dcu[j]  # (B, 1, di)
                 # G_t = dA_{t+1} ⊙ G_{t+1} + C_t ⊗ gy_t
-                torch.mul(dA_next, G, out=G_new)
-                G_new.addcmul_(Cc[j].unsqueeze(-1), gy_t)
-                G, G_new = G_new, G
+                G.addcmul_(Ccol[j], gyu[j])
                 # gC_t = h_t · gy_t ; gB_t = G_t · Δ_t x_t   (contractions over di)
-                torch.bmm(gy_t, hs[j].mT, out=gCb[j].unsqueeze(1))
-                torch.bmm(dxc[j].unsqueeze(1), G.mT, out=gBb[j].unsqueeze(1))
+                torch.bmm(gyu[j], hs[j].mT, out=gCu[j])
+                torch.bmm(dxu[j], G.mT, out=gBu[j])
                 # GB_t = B_t · G_t (over N): feeds gx and gΔ through Δ_t x_t
-                torch.bmm(Bc[j].unsqueeze(1), G, out=GBb[j].unsqueeze(1))
+                torch.bmm(Brow[j], G, out=GBu[j])
+                # dA_t again (cheaper than a round trip through memory), then G ← dA_t ⊙ G_t
+                torch.mul(d_t, aT, out=dA).exp_()
+                G.mul_(dA)
                 # P_t = dLoss/d(Δ_t A) = G_t ⊙ dA_t ⊙ h_{t-1}
-                torch.mul(G, ms[j], out=P)
+                torch.mul(G, hs[j - 1] if j else h0, out=P)
                 if shared_a:
                     torch.bmm(d_t, P.mT, out=g_a)  # sum over c of Δ P
                     gA_acc.add_(g_a)
@@ -157,7 +167,6 @@ class _ChunkedScan(torch.autograd.Function):
                 else:
                     gA_acc.addcmul_(P, d_t)
                     torch.sum(P.mul_(aT), 1, out=gdb[j])
-                dA_next = dAs[j]
             # per chunk: gΔ = (decay part) + x GB ; gx = Δ GB + D gy ; gD += gy x
             GBc = GBb[:k]
             gdb[:k].addcmul_(xc, GBc)
@@ -167,8 +176,6 @@ class _ChunkedScan(torch.autograd.Function):
             gdelta[:, t0:t1].copy_(gdb[:k].transpose(0, 1))
             gB[:, t0:t1].copy_(gBb[:k].transpose(0, 1))
             gC[:, t0:t1].copy_(gCb[:k].transpose(0, 1))
-            if c > 0:  # dAs is overwritten by the next chunk: keep dA_{t0}
-                dA_next = dA_carry.copy_(dAs[0])
         gA = gA_acc.sum(0)  # (1, N) or (N, di)
         gA = gA.view(n) if shared_a else gA.t()
         return gx, gdelta, gA, gB, gC, gD, None

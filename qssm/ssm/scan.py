@@ -51,7 +51,7 @@ def scan_reference(x, delta, A, B, C, D):
     return torch.stack(ys, 1)
 
 
-def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 16):
+def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 32):
     """Run the selective scan with the chosen implementation ("chunked" default, "reference")."""
     _check_shapes(x, delta, A, B, C, D)
     if impl == "reference":

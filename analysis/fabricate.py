@@ -98,22 +98,47 @@ def _q2q(q):
     return q * 2.0 ** q
 
 
-def planted_rows(*, time_T: float = 1.0, time_q: float = 1.0, time_C: float = -1.0,
-                 mem_T_gated: float = 0.0, mem_T_ssm: float = 1.0, mem_q: float = 0.0,
-                 time_scale=None, mem_scale=None, n_params=None, accuracy=None,
-                 seeds=(0,), noise=None, spread: float = 0.03,
-                 seq_lens=(32, 64, 128, 256), qubits=(2, 4, 6, 8), chunks=(4, 8, 16, 32),
-                 fixed_T: int = 64, models=C.MODEL_NAMES, **fields) -> list[dict]:
-    """Rows with planted power laws: all six models over ``seq_lens`` (q=4, C=16), the quantum
-    models over ``qubits`` and the Gated ones over ``chunks`` at T=``fixed_T``.
+def planted_row(model: str, *, time_T: float = 1.0, time_q: float = 1.0, time_C: float = -1.0,
+                mem_T_gated: float = 0.0, mem_T_ssm: float = 1.0, mem_q: float = 0.0,
+                time_scale=None, mem_scale=None, n_params=None, accuracy=None, noise=None,
+                spread: float = 0.03, index: int = 0, **fields) -> dict:
+    """One row whose metrics follow the planted laws at its (seq_len, n_qubits, chunk_size, seed).
 
     time = scale · (T/32)^time_T · (q·2^q / 64)^time_q · (C/16)^time_C (ms);
     memory = scale · (T/32)^mem_T · (q·2^q / 64)^mem_q (MB; inference ¼, saved-for-backward ½).
-    ``noise(row_index, metric) -> factor`` multiplies each metric (replicates differ by seed);
-    ``spread`` sets each cell's fastest/p90 step at (1 ∓ spread) × its median.
-    """
+    ``noise(index, metric) -> factor`` multiplies each metric; ``spread`` sets the cell's
+    fastest/p90 step at (1 ∓ spread) × its median."""
     ts, ms = time_scale or TIME_SCALE, mem_scale or MEM_SCALE
     params, acc = n_params or C.DOC_PARAMS, accuracy or ACCURACY
+    T = fields.setdefault("seq_len", RUN_DEFAULTS["seq_len"])
+    q = fields.get("n_qubits") or MODEL_DEFAULTS["n_qubits"]
+    c = fields.get("chunk_size") or MODEL_DEFAULTS["chunk_size"]
+    seed = fields.get("seed") or 0
+    f = (lambda metric: noise(index, metric)) if noise else (lambda metric: 1.0)
+    t = ts[model] * 1e-3 * (T / 32) ** time_T
+    mem = ms[model] * 1e6 * (T / 32) ** (mem_T_gated if model in C.GATED else mem_T_ssm)
+    if model in C.QUANTUM:
+        t *= (_q2q(q) / 64) ** time_q
+        mem *= (_q2q(q) / 64) ** mem_q
+    if model in C.GATED:
+        t *= (c / 16) ** time_C
+    t_step = t * f("step_time_median_s")
+    batch = fields.get("batch_size") or RUN_DEFAULTS["batch_size"]
+    return fake_row(
+        model, step_time_median_s=t_step, step_time_min_s=t_step * (1 - spread),
+        step_time_p90_s=t_step * (1 + spread), infer_time_median_s=0.3 * t * f("infer_time_median_s"),
+        peak_mem_train_bytes=mem * f("peak_mem_train_bytes"),
+        peak_mem_infer_bytes=0.25 * mem * f("peak_mem_infer_bytes"),
+        saved_bytes_per_step=0.5 * mem * f("saved_bytes_per_step"),
+        samples_per_s=batch / t_step, timesteps_per_s=batch * T / t_step,
+        n_params=params[model], accuracy=min(1.0, acc[model] + 0.005 * seed), **fields)
+
+
+def planted_rows(*, seeds=(0,), seq_lens=(32, 64, 128, 256), qubits=(2, 4, 6, 8), chunks=(4, 8, 16, 32),
+                 fixed_T: int = 64, models=C.MODEL_NAMES, **kwargs) -> list[dict]:
+    """Rows with planted power laws (``planted_row``): all ``models`` over ``seq_lens`` (q=4,
+    C=16), the quantum ones over ``qubits`` and the Gated ones over ``chunks`` at T=``fixed_T``.
+    Keyword arguments are the laws and scales of ``planted_row``, then cell fields."""
     points = []
     for m in models:
         for T in seq_lens:
@@ -125,23 +150,6 @@ def planted_rows(*, time_T: float = 1.0, time_q: float = 1.0, time_C: float = -1
     rows = []
     for m, T, q, c in points:
         for seed in seeds:
-            i = len(rows)
-            f = (lambda metric: noise(i, metric)) if noise else (lambda metric: 1.0)
-            t = ts[m] * 1e-3 * (T / 32) ** time_T
-            mem = ms[m] * 1e6 * (T / 32) ** (mem_T_gated if m in C.GATED else mem_T_ssm)
-            if m in C.QUANTUM:
-                t *= (_q2q(q) / 64) ** time_q
-                mem *= (_q2q(q) / 64) ** mem_q
-            if m in C.GATED:
-                t *= (c / 16) ** time_C
-            t *= f("step_time_median_s")
-            rows.append(fake_row(
-                m, seq_len=T, n_qubits=q, chunk_size=c, seed=seed,
-                step_time_median_s=t, step_time_min_s=t * (1 - spread), step_time_p90_s=t * (1 + spread),
-                infer_time_median_s=0.3 * t / f("step_time_median_s") * f("infer_time_median_s"),
-                peak_mem_train_bytes=mem * f("peak_mem_train_bytes"),
-                peak_mem_infer_bytes=0.25 * mem * f("peak_mem_infer_bytes"),
-                saved_bytes_per_step=0.5 * mem * f("saved_bytes_per_step"),
-                samples_per_s=8 / t, timesteps_per_s=8 * T / t,
-                n_params=params[m], accuracy=min(1.0, acc[m] + 0.005 * seed), **fields))
+            rows.append(planted_row(m, index=len(rows), **kwargs,
+                                    **{"seq_len": T, "n_qubits": q, "chunk_size": c, "seed": seed}))
     return rows

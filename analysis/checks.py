@@ -352,6 +352,9 @@ def _suggest(claim: Claim, impl: dict, all_ok: pd.DataFrame, result: ClaimResult
         lack_models = [m for m in models if C.short(m) in lacking]
         data_models = [m for m in models if C.short(m) in need_data]
         levels = _levels_for(claim.x, device)
+        if not data_models:  # only noise: replicate the x values already measured
+            have = sorted({v for v in _obj(all_ok[all_ok["model"].isin(lack_models)][claim.x]) if v is not None})
+            levels = have if len(have) >= 3 else levels
         base.pop(claim.x, None)
         if data_models:
             lines.append(f"cells of {', '.join(data_models)} at {claim.x} ∈ {levels} with every other "

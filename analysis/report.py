@@ -93,6 +93,26 @@ def _env_summary(res: Results) -> list[str]:
     return lines
 
 
+def _provenance_warnings(res: Results) -> list[str]:
+    """Mixed code versions or uncommitted changes behind the rows: worth knowing before trusting
+    a comparison across cells."""
+    out = []
+    shas = Counter(str(e.get("git_sha")) for e in res.envs if e.get("git_sha"))
+    if len(shas) > 1:
+        out.append(f"the rows come from {len(shas)} different git commits "
+                   f"({', '.join(s[:10] for s, _ in shas.most_common(3))}{', …' if len(shas) > 3 else ''}); "
+                   "cells compared with each other may have run different code")
+    dirty = sum(1 for e in res.envs if e.get("git_dirty") is True)
+    if dirty:
+        out.append(f"{dirty} of {len(res.envs)} files were written from a working tree with "
+                   "uncommitted changes")
+    devices = Counter(str(v) for v in res.rows.get("device_name", pd.Series(dtype=str)).dropna())
+    if len(devices) > 1:
+        out.append(f"the rows come from {len(devices)} different processors/GPUs "
+                   f"({', '.join(d for d, _ in devices.most_common(3))})")
+    return out
+
+
 def _status_section(res: Results) -> list[str]:
     bad = res.not_ok
     if bad.empty:
@@ -121,6 +141,12 @@ def render(res: Results, results: list[ClaimResult], plots: list[tuple[str, str]
         f"Results folder `{res.path}`: {res.n_files} files, {len(rows)} rows ({status}); schema "
         f"version {res.schema_version}. Written by `qssm analyze` on {now}.",
         "",
+    ]
+    warnings = _provenance_warnings(res)
+    if warnings:
+        for w in warnings:
+            L += [f"> **Note:** {w}", ""]
+    L += [
         f"**{len(results)} verdicts** (one per claim and implementation): "
         f"{verdicts[S.SUPPORTED]} supported · {verdicts[S.CONTRADICTED]} contradicted · "
         f"{verdicts[S.INCONCLUSIVE]} inconclusive. Only `ok` rows count; the rules are under "

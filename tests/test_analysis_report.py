@@ -205,3 +205,13 @@ def test_rows_with_nulls_in_model_task_or_metrics_do_not_break_anything(tmp_path
     write_results(tmp_path / "r", rows)
     assert cli.run(_args(tmp_path / "r")) == 0
     assert "(unknown)" in set(load_results(tmp_path / "r").rows["model"])
+
+
+def test_report_notes_mixed_code_versions(tmp_path):
+    from analysis.fabricate import ENV
+    rows = planted_rows(models=("classical_mamba",), qubits=(), chunks=())
+    write_results(tmp_path / "r", rows[:2], env={**ENV, "git_sha": "a" * 40})
+    write_results(tmp_path / "r", rows[2:], env={**ENV, "git_sha": "b" * 40, "git_dirty": True})
+    assert cli.run(_args(tmp_path / "r", no_plots=True)) == 0
+    text = (tmp_path / "r" / "_report" / "report.md").read_text()
+    assert "2 different git commits" in text and "uncommitted changes" in text

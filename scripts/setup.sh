@@ -51,8 +51,8 @@ case "$cmd" in
     rc=0
     "$VENV/bin/qssm" sweep bench/sweeps/smoke.yaml --results "$out" --executor local || rc=$?
     log "writing the analysis report"
-    "$VENV/bin/qssm" analyze "$out" --out "$out/report"
-    log "report: $out/report/report.md"
+    "$VENV/bin/qssm" analyze "$out"   # -> $out/_report (pandas.read_parquet skips _ names)
+    log "report: $out/_report/report.md"
     exit "$rc" ;;
   test)
     ensure_env

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from . import store
-from .errors import UserError
 
 
 

@@ -18,6 +18,7 @@ import pytest
 from bench.cell import cell_from_mapping
 from bench.cmd_sbatch import fmt_time, render_script
 from bench.errors import UserError
+from bench.executors import sacct as A
 from bench.executors import slurm as S
 from bench.profiles import load_profile
 
@@ -79,11 +80,11 @@ def test_sbatch_options_come_from_the_profile():
 # sacct output
 # ---------------------------------------------------------------------------------------------
 def test_job_ids_expand_and_compact():
-    assert S._expand_job_id("12_[3-5,7%2]") == ["12_3", "12_4", "12_5", "12_7"]
-    assert S._expand_job_id("12_3") == ["12_3"] and S._expand_job_id("12") == ["12"]
-    assert S._compact_ids(["5_0", "5_1", "5_2", "5_4", "6", "7_3"]) == ["5_[0-2,4]", "7_3", "6"]
-    assert S._elapsed_s(S.JobInfo(elapsed="1-02:03:04")) == 93784.0
-    assert S._elapsed_s(S.JobInfo(elapsed="03:04")) == 184.0
+    assert A.expand_job_id("12_[3-5,7%2]") == ["12_3", "12_4", "12_5", "12_7"]
+    assert A.expand_job_id("12_3") == ["12_3"] and A.expand_job_id("12") == ["12"]
+    assert A.compact_ids(["5_0", "5_1", "5_2", "5_4", "6", "7_3"]) == ["5_[0-2,4]", "7_3", "6"]
+    assert A.elapsed_s(A.JobInfo(elapsed="1-02:03:04")) == 93784.0
+    assert A.elapsed_s(A.JobInfo(elapsed="03:04")) == 184.0
 
 
 def test_sacct_info_reads_states_and_counts_requeues(monkeypatch):
@@ -95,8 +96,8 @@ def test_sacct_info_reads_states_and_counts_requeues(monkeypatch):
     def fake_run(cmd, **kw):
         assert cmd[0] == "sacct" and "-D" in cmd and "7" in cmd[-1]
         return subprocess.CompletedProcess(cmd, 0, out, "")
-    monkeypatch.setattr(S.subprocess, "run", fake_run)
-    info = S.sacct_info(["7_0", "7_1", "7_2"])
+    monkeypatch.setattr(A.subprocess, "run", fake_run)
+    info = A.sacct_info(["7_0", "7_1", "7_2"])
     assert info["7_0"].state == "COMPLETED" and info["7_0"].requeues == 1
     assert info["7_1"].state == "CANCELLED" and info["7_1"].detail == "CANCELLED by 0"
     assert info["7_2"].state == info["7_3"].state == "PENDING"

@@ -26,13 +26,10 @@ submitit's own files (pickles, per-task logs ``<job>_<task>_log.out/err``) are i
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
-import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,13 +38,10 @@ from pathlib import Path
 from .. import store
 from ..errors import UserError
 from .base import CellEvent, Executor, Submission, attempt_row
+from .sacct import TERMINAL, JobInfo, compact_ids, elapsed_s, sacct_info, started_at
 
 SLURM_DIR = ".slurm"
 RECORD = "jobs.json"
-SACCT_TIMEOUT_S = 20.0
-# states after which a job (array task) never runs again
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-                      "BOOT_FAIL", "DEADLINE", "REVOKED", "PREEMPTED"})
 PREEMPTED_GRACE_S = 60.0    # PREEMPTED is final only when the site does not requeue: wait this long
 ROW_GRACE_S = 5.0           # a job that just ended may still be writing its row (shared file systems)
 
@@ -123,58 +117,6 @@ def pythonpath_setup() -> list[str]:
     except metadata.PackageNotFoundError:
         pass
     return [f'export PYTHONPATH="{root}${{PYTHONPATH:+:$PYTHONPATH}}"']
-
-
-# ---------------------------------------------------------------------------------------------
-# sacct
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class JobInfo:
-    state: str = ""             # e.g. RUNNING, COMPLETED, CANCELLED ("" = sacct does not know it yet)
-    detail: str = ""            # the raw State column ("CANCELLED by 0")
-    start: str = ""
-    elapsed: str = ""
-    exit_code: str = ""
-    requeues: int = 0           # earlier instances of the job (sacct --duplicates)
-
-
-def _expand_job_id(raw: str) -> list[str]:
-    """'12_[3-5,7%2]' -> ['12_3', '12_4', '12_5', '12_7']; '12_3' -> ['12_3']; '12' -> ['12']."""
-    if "_[" not in raw:
-        return [raw]
-    main, rest = raw.split("_[", 1)
-    rest = rest.rstrip("]").split("%")[0]
-    out = []
-    for part in filter(None, rest.split(",")):
-        lo, _, hi = part.partition("-")
-        out.extend(f"{main}_{i}" for i in range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def sacct_info(job_ids, timeout: float = SACCT_TIMEOUT_S) -> dict[str, JobInfo] | None:
-    """State of each job id (array tasks as 'A_i') from accounting; None when sacct fails."""
-    mains = sorted({str(j).split("_")[0] for j in job_ids})
-    if not mains:
-        return {}
-    cmd = ["sacct", "-n", "-X", "-D", "-P", "-o", "JobID,State,Start,Elapsed,ExitCode", "-j", ",".join(mains)]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    info: dict[str, JobInfo] = {}
-    for line in out.stdout.splitlines():
-        parts = line.split("|")
-        if len(parts) < 5 or not parts[0] or "." in parts[0]:
-            continue
-        raw_id, state, start, elapsed, code = parts[:5]
-        for jid in _expand_job_id(raw_id.strip()):
-            prev = info.get(jid)
-            info[jid] = JobInfo(state=(state.split() or [""])[0], detail=state.strip(), start=start,
-                                elapsed=elapsed, exit_code=code,
-                                requeues=(prev.requeues + 1) if prev is not None else 0)
-    return info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,14 +296,13 @@ class SlurmExecutor(Executor):
         if refused:
             if tracked:
                 refused += (f"; already submitted and left running: job "
-                            f"{', '.join(_compact_ids([t.job_id for t in tracked]))} (`scancel` to stop them)")
+                            f"{', '.join(compact_ids([t.job_id for t in tracked]))} (`scancel` to stop them)")
             raise UserError(refused)
         return sub
 
     def _adopt(self, results_dir: Path, cells) -> dict:
         """Jobs of earlier submissions for these cells that are still queued or running (they are
         followed, not submitted again); jobs that ended without a row are recorded first."""
-        from ..cell import cell_from_mapping
         wanted = {c.cell_id: c for c in cells}
         earlier = [(rec, j) for rec in load_records(results_dir) for j in rec.get("jobs", [])
                    if j.get("cell_id") in wanted]
@@ -389,7 +330,7 @@ class SlurmExecutor(Executor):
     def wait(self, submission: Submission, on_event=None) -> dict[str, str]:
         handle: SlurmHandle = submission.handle
         emit = on_event or (lambda ev: None)
-        ids = ", ".join(_compact_ids([t.job_id for t in handle.jobs]))
+        ids = ", ".join(compact_ids([t.job_id for t in handle.jobs]))
         if handle.detached:
             print(f"qssm: submitted {len(handle.jobs)} cells to SLURM (profile {handle.profile}): job {ids}; "
                   f"follow with `qssm status {submission.results_dir}`; cancel with `scancel <job id>`",
@@ -420,7 +361,7 @@ class SlurmExecutor(Executor):
         except KeyboardInterrupt:
             live = [t.job_id for t in handle.jobs if not t.done]
             if live:
-                print(f"\nqssm: stopped waiting; the SLURM jobs go on: {', '.join(_compact_ids(live))} "
+                print(f"\nqssm: stopped waiting; the SLURM jobs go on: {', '.join(compact_ids(live))} "
                       f"(`qssm status {results_dir}` to follow, `scancel <job id>` to stop them)",
                       file=self.stream)
             raise
@@ -548,7 +489,7 @@ class SlurmExecutor(Executor):
                     row = attempt_row(results_dir, cid, attempt) or {}
                     return row.get("status", "failed"), attempt, row.get("error", "")
                 attempt = store.next_attempt(results_dir, cid)
-                row = make_row(t.cell, attempt, status, error, "submitit", _started_at(ji), _elapsed_s(ji), {},
+                row = make_row(t.cell, attempt, status, error, "submitit", started_at(ji), elapsed_s(ji), {},
                                requeues=ji.requeues)
                 store.write_row(results_dir, row, store.environment(
                     "submitit", None, world_size=t.cell.world_size, written_by="slurm-executor",
@@ -582,59 +523,6 @@ def _load_pickle(path):
         return cloudpickle.load(fh)
 
 
-def _started_at(ji: JobInfo) -> str:
-    """sacct's Start (local time, no zone) as UTC ISO-8601; now when the job never started."""
-    try:
-        local = _dt.datetime.fromisoformat(ji.start)
-        return local.astimezone(_dt.timezone.utc).isoformat(timespec="seconds")
-    except (TypeError, ValueError):
-        return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _elapsed_s(ji: JobInfo) -> float:
-    """sacct Elapsed '[D-]HH:MM:SS' in seconds (0 when unknown)."""
-    text = ji.elapsed or ""
-    days = 0
-    if "-" in text:
-        d, text = text.split("-", 1)
-        days = int(d) if d.isdigit() else 0
-    try:
-        parts = [int(x) for x in text.split(":")]
-    except ValueError:
-        return 0.0
-    while len(parts) < 3:
-        parts.insert(0, 0)
-    h, m, s = parts[-3:]
-    return float(days * 86400 + h * 3600 + m * 60 + s)
-
-
-def _compact_ids(job_ids) -> list[str]:
-    """['5_0', '5_1', '5_2', '5_4', '6'] -> ['5_[0-2,4]', '6']."""
-    arrays: dict = {}
-    plain = []
-    for j in job_ids:
-        main, _, index = str(j).partition("_")
-        if index.isdigit():
-            arrays.setdefault(main, set()).add(int(index))
-        else:
-            plain.append(str(j))
-    out = []
-    for main, indices in arrays.items():
-        idx = sorted(indices)
-        if len(idx) == 1:
-            out.append(f"{main}_{idx[0]}")
-            continue
-        ranges, lo = [], idx[0]
-        for i, cur in enumerate(idx):
-            last = i + 1 == len(idx) or idx[i + 1] != cur + 1
-            if last:
-                ranges.append(str(lo) if lo == cur else f"{lo}-{cur}")
-                if i + 1 < len(idx):
-                    lo = idx[i + 1]
-        out.append(f"{main}_[{','.join(ranges)}]")
-    return out + plain
-
-
 # ---------------------------------------------------------------------------------------------
 # qssm status
 # ---------------------------------------------------------------------------------------------
@@ -664,8 +552,8 @@ def status_summary(results_dir) -> dict | None:
         elif s in TERMINAL and not has_row:
             lost.append({"job_id": j["job_id"], "cell_id": cid, "label": j.get("label", ""), "state": s})
     return {"submissions": len(records), "jobs": len(latest), "by_state": by_state,
-            "live": _compact_ids(live), "lost": lost, "sacct": info is not None,
-            "job_ids": _compact_ids([j["job_id"] for j in latest.values()])}
+            "live": compact_ids(live), "lost": lost, "sacct": info is not None,
+            "job_ids": compact_ids([j["job_id"] for j in latest.values()])}
 
 
 def format_status(summary: dict) -> list[str]:
@@ -681,5 +569,5 @@ def format_status(summary: dict) -> list[str]:
     return lines
 
 
-__all__ = ["SlurmExecutor", "Shape", "shape_of", "group_cells", "sbatch_options", "sacct_info", "JobInfo",
+__all__ = ["SlurmExecutor", "Shape", "shape_of", "group_cells", "sbatch_options",
            "load_records", "status_summary", "format_status", "pythonpath_setup", "mem_option"]

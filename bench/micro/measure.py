@@ -19,7 +19,6 @@ Timing: CUDA is synchronised before every clock read.
 from __future__ import annotations
 
 import gc
-import os
 import resource
 import statistics
 import time

@@ -25,6 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (faster)")
 
 
+def _check_out(results: Path, out: Path) -> None:
+    """A report inside the results folder must sit under a name starting with '_' or '.': pandas
+    and pyarrow skip those, so `pandas.read_parquet(RESULTS)` keeps working."""
+    try:
+        rel = out.resolve().relative_to(results.resolve())
+    except ValueError:
+        return
+    if not rel.parts or not rel.parts[0].startswith(("_", ".")):
+        raise AnalysisError(f"--out {out}: inside the results folder the report folder's name must start with "
+                            f"'_' (e.g. {results / '_report'}) so that pandas.read_parquet({str(results)!r}) "
+                            "still reads the folder")
+
+
 def run(args) -> int:
     from . import stats
     from .io import load_results
@@ -32,8 +45,9 @@ def run(args) -> int:
 
     if args.bootstrap < 200:
         raise AnalysisError(f"--bootstrap={args.bootstrap}: use at least 200 resamples")
-    res = load_results(args.results)
     out = Path(args.out) if args.out else default_out(args.results)
+    _check_out(Path(args.results), out)
+    res = load_results(args.results)
     done = write_report(res, out, n_boot=args.bootstrap, seed=args.seed, plots=not args.no_plots)
     verdicts = Counter(r.verdict for r in done["results"])
     n_plots = sum(1 for f in done["files"] if f.suffix == ".png")

@@ -591,7 +591,8 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
         except BaseException as exc:  # noqa: BLE001 - failures are data
             status, text = classify(exc)
             print(f"qssm: cell {cid} attempt {attempt} rank {env.rank}: {status}: {text}", file=sys.stderr)
-            traceback.print_exc()
+            if env.launcher != "inline" or os.environ.get("QSSM_DEBUG"):
+                traceback.print_exc()  # into the rank's log; inline runs keep the terminal to one line
             if (env.launcher == "local" and is_peer_failure(exc)) or _STOP_REQUESTED:
                 # (or the job is being stopped for a requeue: the attempt runs again, no row now)
                 # a peer died; our supervisor knows why (exit status) and writes that row instead

@@ -27,7 +27,9 @@ def to_btd(x: torch.Tensor, layout: str, feature_dim: int) -> torch.Tensor:
     if layout == "BDT":
         if x.shape[1] != feature_dim:
             raise ValueError(f"input with layout='BDT' must be (B, D={feature_dim}, T); got shape {tuple(x.shape)}")
-        return x.transpose(1, 2)
-    if x.shape[2] != feature_dim:
+        x = x.transpose(1, 2)
+    elif x.shape[2] != feature_dim:
         raise ValueError(f"input with layout='BTD' must be (B, T, D={feature_dim}); got shape {tuple(x.shape)}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"input must have B >= 1 and T >= 1; got (B, T, D) = {tuple(x.shape)}")
     return x

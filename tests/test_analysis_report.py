@@ -215,3 +215,11 @@ def test_report_notes_mixed_code_versions(tmp_path):
     assert cli.run(_args(tmp_path / "r", no_plots=True)) == 0
     text = (tmp_path / "r" / "_report" / "report.md").read_text()
     assert "2 different git commits" in text and "uncommitted changes" in text
+
+
+def test_out_inside_results_must_not_break_read_parquet(folder):
+    with pytest.raises(AnalysisError, match="must start with '_'"):
+        cli.run(_args(folder, out=folder / "report"))
+    assert not (folder / "report").exists()
+    assert cli.run(_args(folder, out=folder / "_mine", no_plots=True)) == 0
+    assert len(pd.read_parquet(folder)) > 0

@@ -247,3 +247,17 @@ def test_a_killed_attempt_resumes_from_its_checkpoint(tmp_path):
     ref = tmp_path / "ref"
     run_cell(c, ref, RankEnv.single("inline"))
     assert json.loads(row["loss_curve"]) == json.loads(store.read_results(ref).df.iloc[0]["loss_curve"])
+
+
+def test_sweep_refuses_a_pennylane_device_that_cannot_run_here(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: lightning.gpu may work")
+    sweep = tmp_path / "pl.yaml"
+    sweep.write_text("model: quantum_mamba_gated\nquantum_backend: pennylane\nqml_device: lightning.gpu\n"
+                     "n_qubits: 2\nseq_len: 8\nsteps: 3\nwarmup_steps: 1\nbatch_size: 4\n")
+    out = subprocess.run([sys.executable, "-m", "bench.cli", "sweep", str(sweep), "--results", str(tmp_path / "r"),
+                          "--executor", "inline"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and "qml_device=lightning.gpu" in out.stderr and "qssm-bench[gpu]" in out.stderr
+    assert not (tmp_path / "r").exists()

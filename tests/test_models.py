@@ -160,3 +160,16 @@ def test_scan_impls_give_the_same_model(name):
 
 def test_default_scan_is_chunked():
     assert qssm.ModelConfig().scan == "chunked"
+
+
+def test_zero_length_input_is_a_value_error():
+    model = qssm.build_model("classical_mamba", **SMALL)
+    with pytest.raises(ValueError, match="T >= 1"):
+        model(torch.randn(2, 5, 0))
+
+
+def test_unusable_pennylane_device_fails_at_construction():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: lightning.gpu may work")
+    with pytest.raises((ImportError, RuntimeError), match=r"qssm-bench\[gpu\]"):
+        qssm.build_model("quantum_mamba_gated", **SMALL, quantum_backend="pennylane", qml_device="lightning.gpu")

@@ -165,3 +165,17 @@ def test_shape_errors():
         ssm_circuit(torch.zeros(2, 3), torch.zeros(2, 7))
     with pytest.raises(ValueError, match="angles"):
         gated_circuit(torch.zeros(2, 9), n_qubits=2)
+
+
+def test_qubit_limit_is_an_error_not_an_allocation():
+    with pytest.raises(ValueError, match=r"n_qubits=30 .*1\.\.24"):
+        ssm_circuit(torch.zeros(1, 30), torch.zeros(1, 90))
+    with pytest.raises(ValueError, match=r"n_qubits=25"):
+        gated_circuit(torch.zeros(1, 100), n_qubits=25)
+
+
+def test_empty_batch_is_an_error():
+    with pytest.raises(ValueError, match="at least one circuit"):
+        gated_circuit(torch.zeros(0, 16), n_qubits=2)
+    with pytest.raises(ValueError, match="at least one circuit"):
+        ssm_circuit(torch.zeros(0, 2), torch.zeros(0, 6))

@@ -105,7 +105,16 @@ class Executor(abc.ABC):
 
 
 def check_cells_here(cells: Sequence[Cell], executor: str) -> None:
-    """For executors that run cells on this machine: CUDA cells need CUDA and a GPU per rank."""
+    """For executors that run cells on this machine: CUDA cells need CUDA and a GPU per rank;
+    PennyLane cells need their device's plugin (lightning.gpu: CUDA too)."""
+    for qml_device, n_qubits, label in sorted({(c.qml_device, c.n_qubits, c.label()) for c in cells
+                                               if c.quantum_backend == "pennylane" and c.qml_device}):
+        from qssm.quantum.pennylane_backend import make_device
+        try:
+            make_device(qml_device, n_qubits)
+        except (ImportError, RuntimeError) as exc:
+            raise UserError(f"qml_device={qml_device} ({label}) cannot run here with --executor {executor}: "
+                            f"{exc}") from None
     cuda = [c for c in cells if c.device == "cuda"]
     if not cuda:
         return

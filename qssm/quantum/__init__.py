@@ -12,7 +12,8 @@ from .pennylane_backend import QML_DEVICES, gated_circuit_pennylane, ssm_circuit
 from .statevector import gated_circuit_torch, ssm_circuit_torch
 
 BACKENDS = ("torch", "pennylane")
-__all__ = ["ssm_circuit", "gated_circuit", "BACKENDS", "QML_DEVICES"]
+MAX_QUBITS = 24  # a 2^q statevector per sample: q = 24 is 128 MiB per sample in complex64
+__all__ = ["ssm_circuit", "gated_circuit", "BACKENDS", "QML_DEVICES", "MAX_QUBITS"]
 
 
 def _check_backend(backend: str) -> None:
@@ -26,6 +27,16 @@ def _check_2d(name: str, t: torch.Tensor) -> None:
         raise ValueError(f"{name} must be a 2-D tensor (B', ...); got {got}")
 
 
+def _check_qubits(n) -> None:
+    if not 1 <= n <= MAX_QUBITS:
+        raise ValueError(f"n_qubits={n} is not allowed; need 1..{MAX_QUBITS} (statevector memory is 2^q per sample)")
+
+
+def _check_batch(name: str, t: torch.Tensor) -> None:
+    if t.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one circuit (B' >= 1); got shape {tuple(t.shape)}")
+
+
 def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = "torch",
                 device: str | None = None) -> torch.Tensor:
     """MODELS.md §1a. embed (B', q) RY angles, rotations (B', 3*q*l) -> (B', q) of <Z_i>.
@@ -37,7 +48,9 @@ def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = 
     _check_2d("embed", embed)
     _check_2d("rotations", rotations)
     bsz, n = embed.shape
-    if n < 1 or rotations.shape[0] != bsz or rotations.shape[1] % (3 * n) or rotations.shape[1] == 0:
+    _check_qubits(n)
+    _check_batch("embed", embed)
+    if rotations.shape[0] != bsz or rotations.shape[1] % (3 * n) or rotations.shape[1] == 0:
         raise ValueError(
             f"rotations must have shape (B', 3*q*l) with B'={bsz}, q={n}, l>=1; got {tuple(rotations.shape)}"
         )
@@ -58,6 +71,8 @@ def gated_circuit(angles: torch.Tensor, *, n_qubits: int, backend: str = "torch"
     if not isinstance(n_qubits, int) or n_qubits < 2:
         raise ValueError(f"n_qubits={n_qubits!r} is not allowed for the gated circuit; need an integer >= 2 "
                          "(its CRX rings need two distinct wires)")
+    _check_qubits(n_qubits)
+    _check_batch("angles", angles)
     if angles.shape[1] == 0 or angles.shape[1] % (4 * n_qubits):
         raise ValueError(f"angles must have shape (B', 4*q*l) with q={n_qubits}, l>=1; got {tuple(angles.shape)}")
     if backend == "torch":

@@ -13,6 +13,14 @@ from torch import nn
 from . import gated_circuit, ssm_circuit
 
 
+def _check_device(backend: str, qml_device: str, n_qubits: int) -> None:
+    """With the PennyLane backend, create the device now: a missing plugin (or lightning.gpu
+    without CUDA) is an error at model construction, naming what to install, not at forward."""
+    if backend == "pennylane":
+        from .pennylane_backend import make_device
+        make_device(qml_device, n_qubits)
+
+
 def _coeffs(low: float, high: float) -> nn.ParameterDict:
     p = nn.ParameterDict()
     for name in ("alpha", "beta", "gamma"):
@@ -28,6 +36,7 @@ class SSMBranches(nn.Module):
                  qml_device: str = "default.qubit"):
         super().__init__()
         self.n_qubits, self.layers, self.backend, self.qml_device = n_qubits, layers, backend, qml_device
+        _check_device(backend, qml_device, n_qubits)
         self.input_proj = nn.Linear(d, n_qubits)
         self.projs = nn.ModuleList(nn.Linear(d, 3 * n_qubits * layers) for _ in range(3))
         self.coeffs = _coeffs(0.25, 0.75)
@@ -54,6 +63,7 @@ class GatedBranches(nn.Module):
             raise ValueError(f"n_qubits={n_qubits} is not allowed for the Gated models; need >= 2 "
                              "(the CRX rings need two distinct wires)")
         self.n_qubits, self.layers, self.backend, self.qml_device = n_qubits, layers, backend, qml_device
+        _check_device(backend, qml_device, n_qubits)
         n_ang = 4 * n_qubits * layers
         self.projs = nn.ModuleList(nn.Linear(D, n_ang) for _ in range(3))
         self.bases = nn.ParameterList(nn.Parameter(torch.empty(n_ang).uniform_(0, 2 * math.pi)) for _ in range(3))

@@ -106,15 +106,18 @@ def run_isolated(spec: dict, *, timeout_s: float, mem_cap: int | None, start_met
         proc.join(30)
         parent_conn.close()
     if result is None:
-        code = proc.exitcode
-        if code == OOM_EXIT:
-            result = {"status": "oom", "error": f"resident memory passed the cap {mem_cap / 2**30:.1f} GiB"}
-        elif code in (-signal.SIGKILL, 137):
-            result = {"status": "oom", "error": "killed (SIGKILL): most likely the kernel's OOM killer"}
-        else:
-            result = {"status": "failed", "error": f"child exited with code {code} and no result"}
+        result = _lost_result(proc.exitcode, mem_cap, "child")
     result["wall_s"] = time.perf_counter() - t0
     return result
+
+
+def _lost_result(code, mem_cap, who: str) -> dict:
+    """The result of a measurement process that exited without sending one."""
+    if code == OOM_EXIT:
+        return {"status": "oom", "error": f"resident memory passed the cap {mem_cap / 2**30:.1f} GiB"}
+    if code in (-signal.SIGKILL, 137):
+        return {"status": "oom", "error": "killed (SIGKILL): most likely the kernel's OOM killer"}
+    return {"status": "failed", "error": f"{who} exited with code {code} and no result"}
 
 
 def _serve(conn, mem_cap: int | None) -> None:
@@ -194,12 +197,8 @@ class Worker:
             self._kill()
             if alive:
                 result = {"status": "timeout", "error": f"no result within {timeout_s:.0f} s"}
-            elif code == OOM_EXIT:
-                result = {"status": "oom", "error": f"resident memory passed the cap {self.mem_cap / 2**30:.1f} GiB"}
-            elif code in (-signal.SIGKILL, 137):
-                result = {"status": "oom", "error": "killed (SIGKILL): most likely the kernel's OOM killer"}
             else:
-                result = {"status": "failed", "error": f"worker exited with code {code} and no result"}
+                result = _lost_result(code, self.mem_cap, "worker")
         result["wall_s"] = time.perf_counter() - t0
         return result
 

@@ -209,6 +209,31 @@ def _signs2(n: int, dtype, device) -> torch.Tensor:
                       lambda: _z_signs_cpu(n, n > 1).repeat_interleave(2, 0).to(dtype), device)
 
 
+def _group_adjoint(psi, mu, factors, psi_bufs, mu_bufs, need_input: bool):
+    """One fused group U = kron(factors) of a layer, walked backwards.
+
+    psi (B', 2^n) is the group's output state and mu the adjoint there. Returns the
+    conj-gradients of the factors, the input state (psi itself when not `need_input`) and the
+    adjoint at the input."""
+    bsz = psi.shape[0]
+    k = 1 << len(factors)
+    m = psi[0].numel() // k
+    u = _kron_batched(factors)
+    uc = u.conj().resolve_conj()
+    out_v, mu_v = psi.view(bsz, k, m), mu.view(bsz, k, m)
+    # conj(dL/dU) = mu_out x = (mu_out psi_out^T) conj(U)   (k x k per sample)
+    grads = _kron_backward(torch.bmm(torch.bmm(mu_v, out_v.mT), uc), factors)
+    # adjoint of the gate's input: lam_in = U^H lam_out, i.e. mu_in (B', M, k) = mu_out^T U
+    mu_in = mu_bufs.other(mu)
+    torch.bmm(mu_v.mT, u, out=mu_in.view(bsz, m, k))
+    if need_input:
+        # the gate's input state, x (B', M, k) = out^T conj(U)  (undo the unitary)
+        x = psi_bufs.other(psi)
+        torch.bmm(out_v.mT, uc, out=x.view(bsz, m, k))
+        psi = x
+    return grads, psi, mu_in
+
+
 class _Buffers:
     """Two state-sized work buffers, allocated on first use, alternated between reads and writes;
     `keep` (e.g. a saved tensor) is read but never handed out for writing."""
@@ -307,26 +332,12 @@ class _SSMCircuit(torch.autograd.Function):
         groups = _groups(n)  # the forward's order, reversed
         for layer in range(layers - 2, -1, -1):
             for gi, (start, size) in enumerate(groups):
-                k = 1 << size
-                m = dim // k
                 factors = [mats[:, layer, w] for w in range(start, start + size)]
-                u = _kron_batched(factors)
-                uc = u.conj().resolve_conj()
-                out_v, mu_v = psi.view(bsz, k, m), mu.view(bsz, k, m)
-                # conj(dL/dU) = mu_out x = (mu_out psi_out^T) conj(U)   (k x k per sample)
-                rho = torch.bmm(mu_v, out_v.mT)
-                for j, g in enumerate(_kron_backward(torch.bmm(rho, uc), factors)):
+                need_input = layer > 0 or gi < len(groups) - 1
+                grads, psi, mu = _group_adjoint(psi, mu, factors, psi_bufs, mu_bufs, need_input)
+                for j, g in enumerate(grads):
                     g_mats[:, layer, start + j] = g
-                # adjoint of the gate's input: lam_in = U^H lam_out, i.e. mu_in (B', M, k) = mu_out^T U
-                mu_in = mu_bufs.other(mu)
-                torch.bmm(mu_v.mT, u, out=mu_in.view(bsz, m, k))
-                mu = mu_in
-                if layer > 0 or gi < len(groups) - 1:
-                    # the gate's input state, x (B', M, k) = out^T conj(U)  (undo the unitary)
-                    x = psi_bufs.other(psi)
-                    torch.bmm(out_v.mT, uc, out=x.view(bsz, m, k))
-                    psi = x
-                    ctx.state_consumed = True
+                ctx.state_consumed = ctx.state_consumed or need_input
             if n > 1:
                 inv = _on_device(("inv", n), lambda: _cnot_ring_perm_cpu(n)[1], psi.device)
                 mu = _gather(mu, inv, out=mu_bufs.other(mu))
@@ -489,21 +500,10 @@ class _GatedCircuit(torch.autograd.Function):
             else:
                 idx = op[1]
                 for start, size in _groups(n):
-                    kk = 1 << size
-                    m = dim // kk
                     factors = [ry[:, idx, w] for w in range(start, start + size)]
-                    u = _kron_batched(factors)
-                    uc = u.conj().resolve_conj()
-                    out_v, mu_v = psi.view(bsz, kk, m), mu.view(bsz, kk, m)
-                    rho = torch.bmm(mu_v, out_v.mT)
-                    for j, gw in enumerate(_kron_backward(torch.bmm(rho, uc), factors)):
+                    grads, psi, mu = _group_adjoint(psi, mu, factors, psi_bufs, mu_bufs, True)
+                    for j, gw in enumerate(grads):
                         g_ry[:, idx, start + j] = gw
-                    mu_in = mu_bufs.other(mu)
-                    torch.bmm(mu_v.mT, u, out=mu_in.view(bsz, m, kk))
-                    mu = mu_in
-                    x = psi_bufs.other(psi)
-                    torch.bmm(out_v.mT, uc, out=x.view(bsz, m, kk))
-                    psi = x
                     ctx.state_consumed = True
         g_vecs = torch.empty_like(vecs)
         _product_backward(vecs, mu, 0, n, g_vecs)

@@ -35,6 +35,15 @@ class _Base(nn.Module):
         c = self.config
         return cls(width, c.n_qubits, c.qlcu_layers, c.quantum_backend, c.qml_device)
 
+    def _gated(self):
+        """A chunked gated recurrence (Gated models), which needs n_qubits >= 2."""
+        c = self.config
+        if c.n_qubits < 2:
+            raise ConfigError(f"n_qubits={c.n_qubits} is not allowed for {type(self).__name__}; need >= 2 "
+                              "(the Gated circuit's CRX rings need two distinct wires)")
+        return ChunkedGatedRecurrence(c.feature_dim, c.hidden_dim, c.n_qubits, c.qlcu_layers, c.chunk_size,
+                                      c.dropout, c.quantum_backend, c.qml_device)
+
 
 def _complex_coeffs(n: int = 3) -> nn.Parameter:
     return nn.Parameter(torch.complex(torch.rand(n), torch.rand(n)))  # complex64, U(0,1) parts
@@ -121,14 +130,6 @@ class QuantumMambaGated(_Base):
         self.head = nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(H, c.output_dim))
         self._finish()
 
-    def _gated(self):
-        c = self.config
-        if c.n_qubits < 2:
-            raise ConfigError(f"n_qubits={c.n_qubits} is not allowed for {type(self).__name__}; need >= 2 "
-                              "(the Gated circuit's CRX rings need two distinct wires)")
-        return ChunkedGatedRecurrence(c.feature_dim, c.hidden_dim, c.n_qubits, c.qlcu_layers, c.chunk_size,
-                                      c.dropout, c.quantum_backend, c.qml_device)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = torch.nn.functional.silu(self.feature_proj(self.dropout(self._input(x))))  # (B, T, D)
         return self.head(self.recurrence(xs))  # (B, O)
@@ -143,8 +144,8 @@ class QuantumHydraGated(_Base):
         c = self.config
         self.dropout = nn.Dropout(c.dropout)
         self.feature_proj = nn.Linear(c.feature_dim, c.feature_dim)
-        self.recurrence_fwd = QuantumMambaGated._gated(self)
-        self.recurrence_bwd = QuantumMambaGated._gated(self)
+        self.recurrence_fwd = self._gated()
+        self.recurrence_bwd = self._gated()
         self.branches_global = self._quantum(GatedBranches, c.feature_dim)
         self.global_proj = nn.Linear(3 * c.n_qubits, c.hidden_dim)
         self.coeffs = _complex_coeffs()

@@ -173,15 +173,23 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def proc_bytes(path: str, key: str) -> int | None:
+    """A 'Key:  N kB' line of a /proc file (e.g. /proc/self/status VmRSS) in bytes; None if absent."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def peak_rss_bytes() -> float:
     """Peak resident set size of this process: VmHWM (honours reset_peak_rss), else getrusage."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return float(int(line.split()[1]) * 1024)
-    except OSError:
-        pass
+    hwm = proc_bytes("/proc/self/status", "VmHWM")
+    if hwm is not None:
+        return float(hwm)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return float(rss if platform.system() == "Darwin" else rss * 1024)
 

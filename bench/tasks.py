@@ -79,7 +79,7 @@ def _adding(rng, n, T, D, O, seed):
     rows = np.arange(n)
     x[rows, p1, 1] = 1.0
     x[rows, p2, 1] = 1.0
-    x += NOISE * rng.standard_normal(x.shape).astype(np.float32)
+    x = _noisy(x, rng)
     s = np.clip(x[rows, p1, 0].astype(np.float64) + x[rows, p2, 0], 0.0, 2.0)  # what the model sees
     cdf = np.where(s <= 1.0, s * s / 2.0, 1.0 - (2.0 - s) ** 2 / 2.0)  # triangular CDF on [0, 2]
     y = np.minimum((cdf * O).astype(np.int64), O - 1)

@@ -25,21 +25,10 @@ import time
 
 import torch
 
-from ..metrics import SavedTensorBytes, peak_rss_bytes, reset_peak_rss
+from ..metrics import SavedTensorBytes, peak_rss_bytes, proc_bytes, reset_peak_rss
 
 
 # --------------------------------------------------------------------------- memory probes
-
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
 
 class PeakMemory:
     """Peak memory above the level at `start()`, in bytes (None when it cannot be measured)."""
@@ -57,7 +46,7 @@ class PeakMemory:
             self.method = "cuda max_memory_allocated"
         else:
             self.base_hwm_ok = reset_peak_rss()
-            self.base = _rss_bytes()
+            self.base = proc_bytes("/proc/self/status", "VmRSS")
             self.base_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             self.method = "peak RSS (VmHWM after clear_refs)" if self.base_hwm_ok else "peak RSS (ru_maxrss)"
 

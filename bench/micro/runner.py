@@ -22,18 +22,13 @@ import threading
 import time
 import traceback
 
+from ..metrics import proc_bytes
+
 OOM_EXIT = 87
 
 
 def mem_available_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    return proc_bytes("/proc/meminfo", "MemAvailable")
 
 
 def _rss_bytes() -> int | None:

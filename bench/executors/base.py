@@ -129,6 +129,15 @@ def check_cells_here(cells: Sequence[Cell], executor: str) -> None:
                         f"this machine has {n}")
 
 
+class MachineExecutor(Executor):
+    """Base of the executors that run cells on this machine (inline, local): they refuse, before
+    anything is written, the cells this machine cannot run (check_cells_here)."""
+
+    @classmethod
+    def check_cells(cls, cells: Sequence[Cell]) -> None:
+        check_cells_here(cells, cls.name)
+
+
 # ---------------------------------------------------------------------------------------------
 # claiming a cell
 # ---------------------------------------------------------------------------------------------

@@ -8,18 +8,13 @@ use the local executor for isolation.
 """
 from __future__ import annotations
 
-from .base import check_cells_here, Executor, Submission
+from .base import MachineExecutor, Submission
 from .launchers import RankEnv
 from .local import run_claimed, supervise
 
 
-class InlineExecutor(Executor):
+class InlineExecutor(MachineExecutor):
     name = "inline"
-
-
-    @classmethod
-    def check_cells(cls, cells) -> None:
-        check_cells_here(cells, cls.name)
 
     def wait(self, submission: Submission, on_event=None) -> dict[str, str]:
         from ..train import run_cell

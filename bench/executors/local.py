@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .. import store
 from ..cell import Cell
-from .base import check_cells_here, CellEvent, Executor, Submission, attempt_row, claim
+from .base import CellEvent, MachineExecutor, Submission, attempt_row, claim
 
 FAIL_GRACE_S = 10.0     # after one rank fails, how long the others get before being stopped
 PEER_EXIT = 4           # exit status of a rank that failed only because another rank went away
@@ -322,14 +322,9 @@ def run_claimed(sub: Submission, on_event, run_one) -> dict[str, str]:
     return out
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(MachineExecutor):
     """Cells one after another, each in fresh rank processes on this machine."""
     name = "local"
-
-
-    @classmethod
-    def check_cells(cls, cells) -> None:
-        check_cells_here(cells, cls.name)
 
     def wait(self, submission: Submission, on_event=None) -> dict[str, str]:
         def run_one(cell, attempt, on_step):

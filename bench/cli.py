@@ -1,7 +1,7 @@
 """The `qssm` command. Each subcommand lives in its own module with `add_arguments(parser)` and
 `run(args) -> int`; modules are imported only when their command runs (fast start-up).
 
-User mistakes (UserError / qssm.ConfigError) print one line `qssm: error: ...` and exit 2.
+User mistakes (UserError, qssm.ConfigError, analysis.AnalysisError) print one line `qssm: error: ...` and exit 2.
 """
 from __future__ import annotations
 
@@ -25,15 +25,14 @@ COMMANDS = {
 
 
 def _available():
+    """The commands whose module is installed (find_spec raises when the parent package is not)."""
     out = {}
     for name, (mod, help_) in COMMANDS.items():
-        if importlib.util.find_spec(mod.rsplit(".", 1)[0]) is None:
-            continue
         try:
             if importlib.util.find_spec(mod) is not None:
                 out[name] = (mod, help_)
         except ModuleNotFoundError:
-            continue
+            pass
     return out
 
 

@@ -1,14 +1,29 @@
-"""The chunked selective scan (qssm/ssm/chunked.py) against its reference twin (scan.py)."""
+"""The chunked selective scan against its reference twin (scan.py), on both of its kernels:
+"torch" (qssm/ssm/chunked.py, tensor ops, any device) and "native" (qssm/ssm/native, the fused
+compiled CPU kernel). Every test that takes the `scan` fixture runs on each."""
 from __future__ import annotations
+
+import functools
+import shutil
 
 import pytest
 import torch
 
-from qssm.ssm.chunked import scan_chunked
+from qssm.ssm import native
 from qssm.ssm.scan import scan_reference, selective_scan
 
 RTOL = {torch.float32: 1e-4, torch.float64: 1e-10}
 DELTA_RANGES = {"tiny": (1e-4, 1e-3), "mamba": (1e-3, 1e-1), "large": (1.0, 10.0)}
+
+
+@pytest.fixture(params=["torch", "native"])
+def scan(request):
+    """selective_scan(impl="chunked") pinned to one kernel."""
+    if request.param == "native" and native.build.load() is None:
+        if native.build._compiler() is None:  # a machine without a compiler runs the torch kernel
+            pytest.skip(f"native kernel unavailable: {native.status()}")
+        pytest.fail(f"a compiler is present but the native kernel did not load: {native.status()}")
+    return functools.partial(selective_scan, impl="chunked", kernel=request.param)
 
 
 def make_inputs(bsz, length, di, n, *, dtype, a_shape, delta_range=(1e-3, 1e-1), seed=0,
@@ -49,32 +64,32 @@ def assert_match(got, want, rtol):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("a_shape", ["shared", "channel"])
 @pytest.mark.parametrize("length,chunk", [(1, 16), (5, 16), (16, 16), (37, 16), (37, 4), (50, 1)])
-def test_matches_reference(dtype, a_shape, length, chunk):
+def test_matches_reference(scan, dtype, a_shape, length, chunk):
     inputs = make_inputs(3, length, 8, 4, dtype=dtype, a_shape=a_shape, seed=length * 7 + chunk)
     gy = torch.randn(3, length, 8, dtype=dtype)
     want = values_and_grads(scan_reference, inputs, gy)
-    got = values_and_grads(lambda *a: scan_chunked(*a, chunk=chunk), inputs, gy)
+    got = values_and_grads(lambda *a: scan(*a, chunk=chunk), inputs, gy)
     assert_match(got, want, RTOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("a_shape", ["shared", "channel"])
 @pytest.mark.parametrize("delta_range", list(DELTA_RANGES))
-def test_delta_ranges(dtype, a_shape, delta_range):
+def test_delta_ranges(scan, dtype, a_shape, delta_range):
     inputs = make_inputs(2, 45, 6, 5, dtype=dtype, a_shape=a_shape, delta_range=DELTA_RANGES[delta_range], seed=3)
     gy = torch.randn(2, 45, 6, dtype=dtype)
     want = values_and_grads(scan_reference, inputs, gy)
-    got = values_and_grads(lambda *a: selective_scan(*a, impl="chunked"), inputs, gy)
+    got = values_and_grads(scan, inputs, gy)
     for t in got:
         assert torch.isfinite(t).all()
     assert_match(got, want, RTOL[dtype])
 
 
-def test_float32_long_chunks_stay_finite():
+def test_float32_long_chunks_stay_finite(scan):
     """Large Δ·|A| over long chunks: a cumsum/exp closed form would overflow; the walk must not."""
     inputs = make_inputs(2, 300, 4, 16, dtype=torch.float32, a_shape="channel", delta_range=(1.0, 10.0))
     gy = torch.randn(2, 300, 4)
-    got = values_and_grads(lambda *a: scan_chunked(*a, chunk=256), inputs, gy)
+    got = values_and_grads(lambda *a: scan(*a, chunk=256), inputs, gy)
     want = values_and_grads(scan_reference, inputs, gy)
     for t in got:
         assert torch.isfinite(t).all()
@@ -82,18 +97,18 @@ def test_float32_long_chunks_stay_finite():
 
 
 @pytest.mark.parametrize("a_shape", ["shared", "channel"])
-def test_gradcheck_float64(a_shape):
+def test_gradcheck_float64(scan, a_shape):
     inputs = make_inputs(2, 5, 3, 2, dtype=torch.float64, a_shape=a_shape, seed=11)
-    assert torch.autograd.gradcheck(lambda *a: scan_chunked(*a, chunk=2), inputs, eps=1e-6, atol=1e-8)
+    assert torch.autograd.gradcheck(lambda *a: scan(*a, chunk=2), inputs, eps=1e-6, atol=1e-8)
 
 
-def test_non_contiguous_inputs_and_partial_grads():
+def test_non_contiguous_inputs_and_partial_grads(scan):
     x, delta, A, B, C, D = make_inputs(2, 20, 6, 3, dtype=torch.float64, a_shape="channel")
     xt = x.detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_()  # strided view
     Bn = B.detach().clone()  # no grad wanted for B
     args = (xt, delta, A, Bn, C, D)
     gy = torch.randn(2, 20, 6, dtype=torch.float64)
-    y1 = scan_chunked(*args, chunk=3)
+    y1 = scan(*args, chunk=3)
     y2 = scan_reference(*args)
     torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-12)
     want = [t for t in args if t.requires_grad]
@@ -122,33 +137,33 @@ def _saved(fn, inputs, exclude_inputs=True):
     return y, count[0], sum(storages.values())
 
 
-def test_no_grad_saves_nothing():
+def test_no_grad_saves_nothing(scan):
     inputs = make_inputs(2, 40, 8, 4, dtype=torch.float32, a_shape="shared")
     with torch.no_grad():
-        y, count, nbytes = _saved(lambda *a: scan_chunked(*a), inputs)
+        y, count, nbytes = _saved(scan, inputs)
     assert count == 0 and nbytes == 0
     assert y.grad_fn is None
     # inputs that do not require grad: also nothing saved, even with grad mode on
     plain = [t.detach() for t in inputs]
-    y, count, _ = _saved(lambda *a: scan_chunked(*a), plain)
+    y, count, _ = _saved(scan, plain)
     assert count == 0 and y.grad_fn is None
 
 
-def test_saved_bytes_far_below_reference():
+def test_saved_bytes_far_below_reference(scan):
     bsz, length, di, n, chunk = 2, 256, 16, 8, 16
     inputs = make_inputs(bsz, length, di, n, dtype=torch.float32, a_shape="channel")
     _, _, ref_bytes = _saved(scan_reference, inputs)
-    y, _, fast_bytes = _saved(lambda *a: scan_chunked(*a, chunk=chunk), inputs)
-    # chunk-entry states only: ceil(L/K) * B * N * di floats
-    assert fast_bytes <= (-(-length // chunk)) * bsz * n * di * 4
+    y, _, fast_bytes = _saved(lambda *a: scan(*a, chunk=chunk), inputs)
+    # chunk-entry states only: ceil(L/K) * B * N * di floats (+ the native kernel's (N, di) A^T)
+    assert fast_bytes <= ((-(-length // chunk)) * bsz * n * di + n * di) * 4
     assert fast_bytes * 10 < ref_bytes
     y.sum().backward()  # and the graph still differentiates
 
 
-def test_bad_chunk_rejected():
+def test_bad_chunk_rejected(scan):
     inputs = make_inputs(1, 4, 2, 2, dtype=torch.float32, a_shape="shared")
     with pytest.raises(ValueError, match="chunk"):
-        scan_chunked(*inputs, chunk=0)
+        scan(*inputs, chunk=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -158,5 +173,64 @@ def test_cuda_matches_cpu(a_shape):
     gpu = [t.detach().cuda().requires_grad_() for t in cpu]
     gy = torch.randn(2, 37, 8, dtype=torch.float64)
     want = values_and_grads(scan_reference, cpu, gy)
-    got = values_and_grads(lambda *a: scan_chunked(*a, chunk=16), gpu, gy.cuda())
+    got = values_and_grads(lambda *a: selective_scan(*a, impl="chunked", chunk=16), gpu, gy.cuda())
     assert_match(tuple(t.cpu() for t in got), want, 1e-10)
+
+
+# ------------------------------------------------------------------ the native kernel itself
+
+needs_native = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None
+                                  and shutil.which("clang++") is None, reason="no C++ compiler")
+
+
+@needs_native
+@pytest.mark.parametrize("bsz,threads", [(1, 2), (3, 2), (5, 3), (8, 2)])
+def test_native_work_splits_match_reference(bsz, threads):
+    """Fewer batch rows than threads cuts the channels into groups (ragged last group, di=37):
+    every split must give the reference's values and gradients."""
+    inputs = make_inputs(bsz, 70, 37, 5, dtype=torch.float32, a_shape="channel", seed=bsz)
+    gy = torch.randn(bsz, 70, 37)
+    want = values_and_grads(scan_reference, inputs, gy)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = values_and_grads(lambda *a: selective_scan(*a, chunk=16, kernel="native"), inputs, gy)
+    finally:
+        torch.set_num_threads(old)
+    assert_match(got, want, RTOL[torch.float32])
+
+
+@needs_native
+def test_native_is_the_cpu_default():
+    inputs = make_inputs(2, 9, 4, 3, dtype=torch.float32, a_shape="shared")
+    y = selective_scan(*inputs)
+    assert type(y.grad_fn).__name__.startswith("_NativeScan")
+    assert native.available(*inputs)
+    assert not native.available(*[t.double() for t in inputs[:3]], *inputs[3:])  # mixed dtypes
+
+
+@needs_native
+def test_native_keeps_nan():
+    """A NaN in Δ or A must reach the output (the harness records NaN runs as such)."""
+    x, delta, A, B, C, D = (t.detach() for t in make_inputs(1, 6, 16, 4, dtype=torch.float32, a_shape="channel"))
+    A2 = A.clone()
+    A2[3, 1] = float("nan")
+    y = selective_scan(x, delta, A2, B, C, D, kernel="native")
+    assert torch.isnan(y[0, :, 3]).all() and torch.isfinite(y[0, :, 2]).all()
+    d2 = delta.clone()
+    d2[0, 2, 5] = float("nan")
+    y = selective_scan(x, d2, A, B, C, D, kernel="native")
+    assert torch.isnan(y[0, 2:, 5]).all() and torch.isfinite(y[0, :2]).all()
+
+
+def test_unknown_kernel_rejected():
+    inputs = make_inputs(1, 4, 2, 2, dtype=torch.float32, a_shape="shared")
+    with pytest.raises(ValueError, match="kernel='fast'.*allowed: auto, native, torch"):
+        selective_scan(*inputs, kernel="fast")
+
+
+def test_native_refuses_tensors_it_cannot_run():
+    inputs = \
+        [t.detach().to(torch.bfloat16) for t in make_inputs(1, 4, 2, 2, dtype=torch.float32, a_shape="shared")]
+    with pytest.raises(RuntimeError, match="native scan cannot run"):
+        selective_scan(*inputs, kernel="native")

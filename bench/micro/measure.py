@@ -3,7 +3,7 @@
 A measurement is a plain dict `spec` (kind, sizes, device, threads, timing budget) and gives a
 plain dict back: step times (warm-up excluded), the peak memory of the first step, and the bytes
 kept alive for backward. Kinds:
-  scan     selective scan fwd+bwd, impl reference|chunked            (qssm.ssm.scan)
+  scan     selective scan fwd+bwd, impl reference|chunked, kernel auto|native|torch (qssm.ssm.scan)
   circuit  SSM or Gated circuit fwd+bwd on torch|pennylane (device)   (qssm.quantum)
   train    one training step (forward, cross-entropy, backward, Adam) of a model (qssm.build_model)
 
@@ -90,10 +90,10 @@ def _scan_workload(spec, device):
     D = torch.ones(di, dtype=dtype)
     inputs = [t.to(device).requires_grad_() for t in (x, delta, A, B, C, D)]
     gy = torch.randn(b, length, di, generator=g, dtype=dtype).to(device)
-    impl = spec["impl"]
+    impl, kernel = spec["impl"], spec.get("kernel", "auto")
 
     def forward():
-        return selective_scan(*inputs, impl=impl)
+        return selective_scan(*inputs, impl=impl, kernel=kernel)
 
     def step():
         for t in inputs:
@@ -242,6 +242,12 @@ def measure(spec: dict) -> dict:
     }
     if spec.get("saved_bytes", True):
         result["saved_bytes"] = saved_bytes(forward, exclude=inputs)
+    if kind == "scan" and spec["impl"] == "chunked":
+        from qssm.ssm import native
+
+        kernel = spec.get("kernel", "auto")
+        result["kernel"] = "native" if kernel == "native" or (kernel == "auto" and native.available(*inputs)) \
+            else "torch"
     if not all(torch.isfinite(t.grad).all().item() for t in inputs if isinstance(t, torch.Tensor)
                and t.grad is not None):
         result["status"] = "nan"

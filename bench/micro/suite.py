@@ -85,6 +85,11 @@ def build_plan(sizes: Sizes, *, device: str, threads: int, lightning: bool, sect
             plan.append((("scan", "chunked", length),
                          {**common, "kind": "scan", "impl": "chunked", "B": b, "L": length, "di": di, "N": n},
                          timeout))
+        if device == "cpu":
+            # the device-agnostic tensor-op kernel (what CUDA runs), beside the compiled CPU one
+            plan.append((("scan", "chunked-torch", sizes.scan_target_L),
+                         {**common, "kind": "scan", "impl": "chunked", "kernel": "torch", "B": b,
+                          "L": sizes.scan_target_L, "di": di, "N": n}, timeout))
     if "circuit" in sections:
         backends = [("torch", None)] + ([("pennylane", "default.qubit")] if pennylane else [])
         if pennylane and lightning and device == "cpu":
@@ -149,7 +154,7 @@ def derive(sizes: Sizes, results: dict) -> dict:
     out = {"scan": [], "circuit": [], "train": [], "targets": []}
     get = results.get
     # ---- scan
-    for length in sorted({k[2] for k in results if k[0] == "scan"}):
+    for length in sorted({k[2] for k in results if k[0] == "scan" and k[1] != "chunked-torch"}):
         ref, fast = get(("scan", "reference", length)), get(("scan", "chunked", length))
         out["scan"].append({
             "L": length, "reference": ref, "chunked": fast,
@@ -161,6 +166,13 @@ def derive(sizes: Sizes, results: dict) -> dict:
                 if k[0] == "scan" and k[1] == "chunked" and _ok(r)]
     slope = fit_slope(fast_pts)
     out["scan_slope"] = slope
+    torch_k = next(((k[2], r) for k, r in results.items() if k[:2] == ("scan", "chunked-torch")), None)
+    if torch_k:
+        length, r = torch_k
+        out["scan_torch_kernel"] = {"L": length, "result": r,
+                                    "speedup": _ratio(r, get(("scan", "chunked", length)), "time_median_s")}
+    kernels = {r.get("kernel") for k, r in results.items() if k[:2] == ("scan", "chunked") and _ok(r)}
+    out["scan_kernel"] = "/".join(sorted(k for k in kernels if k)) or None
     out["scan_slope_range"] = (min(p[0] for p in fast_pts), max(p[0] for p in fast_pts)) if fast_pts else None
     # ---- circuits
     for key in sorted({(k[1], k[3]) for k in results if k[0] == "circuit"}, key=lambda t: (t[0] != "ssm", t[1])):
@@ -291,9 +303,15 @@ def render(sizes: Sizes, d: dict, meta: dict) -> str:
             w(f"{r['L']:>6} | {_t(r['reference']):>10} {_m(r['reference']):>9} {_m(r['reference'], 'saved_bytes'):>9} |"
               f" {_t(r['chunked']):>10} {_m(r['chunked']):>9} {_m(r['chunked'], 'saved_bytes'):>9} |"
               f" {_x(r['speedup']):>7} {_x(r['peak_mem_ratio']):>7} {_x(r['saved_ratio']):>7}")
+        if d.get("scan_kernel"):
+            w(f"chunked ran on the {d['scan_kernel']} kernel (qssm.ssm.scan: native = compiled CPU kernel)")
         if d.get("scan_slope") is not None:
             lo, hi = d["scan_slope_range"]
             w(f"chunked: fitted slope of log time in log L over L={lo}..{hi}: {d['scan_slope']:.3f}")
+        tk = d.get("scan_torch_kernel")
+        if tk:
+            w(f"chunked on the torch kernel (tensor ops; what CUDA runs) at L={tk['L']}: {_t(tk['result'])}, "
+              f"peak {_m(tk['result'])}; native is {_x(tk['speedup'])} faster")
     if d["circuit"]:
         w("")
         w("Circuits, fwd+bwd of B independent circuits (l=2, float32 inputs); ratio = reference time / torch time")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 SCAN_IMPLS = ("reference", "chunked")
-__all__ = ["selective_scan", "scan_reference", "SCAN_IMPLS"]
+__all__ = ["selective_scan", "scan_reference", "SCAN_IMPLS", "SCAN_KERNELS"]
 
 
 def _check_shapes(x, delta, A, B, C, D) -> None:
@@ -51,12 +51,29 @@ def scan_reference(x, delta, A, B, C, D):
     return torch.stack(ys, 1)
 
 
-def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 32):
-    """Run the selective scan with the chosen implementation ("chunked" default, "reference")."""
+SCAN_KERNELS = ("auto", "native", "torch")
+
+
+def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 32, kernel: str = "auto"):
+    """Run the selective scan with the chosen implementation ("chunked" default, "reference").
+
+    "chunked" saves the state only every `chunk` steps and recomputes inside a chunk in
+    backward. `kernel` picks how it runs: "native" is the fused compiled CPU kernel
+    (`qssm.ssm.native`), "torch" the device-agnostic tensor-op version (`qssm.ssm.chunked`), and
+    "auto" (default) takes the native kernel for CPU float32/float64 tensors when it is built and
+    not turned off (QSSM_NATIVE=0), the torch version otherwise (CUDA included).
+    """
     _check_shapes(x, delta, A, B, C, D)
+    if kernel not in SCAN_KERNELS:
+        raise ValueError(f"kernel={kernel!r} is not supported; allowed: {', '.join(SCAN_KERNELS)}")
     if impl == "reference":
         return scan_reference(x, delta, A, B, C, D)
     if impl == "chunked":
+        if kernel != "torch":
+            from . import native
+
+            if kernel == "native" or native.available(x, delta, A, B, C, D):
+                return native.scan_native(x, delta, A, B, C, D, chunk=chunk)
         from .chunked import scan_chunked
 
         return scan_chunked(x, delta, A, B, C, D, chunk=chunk)

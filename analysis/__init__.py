@@ -12,7 +12,9 @@ claim of the registry and writes ``report.md``, ``claims.csv`` and the plots (de
 - ``stats``     log–log slopes with bootstrap CIs, ratios, pairwise order; the written tolerance
                 rules (``stats.RULES``)
 - ``checks``    applying the rules to the rows: a verdict per claim and implementation, with the
-                evidence and, when data are lacking, the cells to add
+                evidence and, when data are lacking, the cells to add; built from ``findings``
+                (the result types), ``rows`` (grouping and selecting rows), ``kinds`` (one
+                evaluator per kind of claim) and ``suggest`` (the cells to add)
 - ``plots``     seaborn figures (Agg canvas, PNG)
 - ``report``    report.md and claims.csv, written atomically
 - ``fabricate`` results folders with planted answers (tests, demonstrations)

@@ -20,7 +20,8 @@ def add_arguments(p) -> None:
                    help="results folder (default: results/<sweep file name>)")
     p.add_argument("--executor", default="local", metavar="NAME",
                    help=f"where cells run: {', '.join(available())} (default: local)")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and what would run; write nothing")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and what would run; write nothing "
+                   "(cells the executor cannot run are refused as in a real run)")
     p.add_argument("--retry-failed", action="store_true",
                    help="also rerun cells whose earlier attempts failed (oom/nan/timeout/failed)")
     add_executor_arguments(p)
@@ -52,8 +53,7 @@ def run(args) -> int:
 
     sweep = load_sweep(args.sweep)
     executor_cls = executor_class(args.executor)
-    if not args.dry_run:
-        executor_cls.check_cells(sweep.cells)
+    executor_cls.check_cells(sweep.cells)   # --dry-run too: it refuses what the real run refuses
     results = Path(args.results) if args.results else Path("results") / Path(sweep.source).stem
     results_dir = store.prepare_results_dir(results, create=not args.dry_run)
     for w in sweep.warnings:

@@ -99,6 +99,22 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_dry_run_refuses_cuda_cells_as_the_real_run_does(tmp_path, capsys, executor):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: cuda cells can run here")
+    f = write_sweep(tmp_path / "s.yaml", model="classical_mamba", device="cuda")
+    errors = []
+    for extra in ([], ["--dry-run"]):
+        assert main(["sweep", str(f), "--results", str(tmp_path / "r"), "--executor", executor, *extra]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1, captured
+        errors.append(captured.err)
+    assert errors[0] == errors[1] and "device=cuda" in errors[0] and f"--executor {executor}" in errors[0]
+    assert not (tmp_path / "r").exists()
+
+
 def test_real_exit_code_for_bad_input(tmp_path):
     f = write_sweep(tmp_path / "s.yaml", model="classical_mamba", dropout=2)
     r = qssm("sweep", f, "--results", tmp_path / "r")

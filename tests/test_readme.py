@@ -25,3 +25,15 @@ def test_readme_sweep_example_expands(tmp_path):
     assert len(models) == 6
     assert not any(c.model == "quantum_hydra_ssm" and c.seq_len == 256 for c in cells)
     assert {c.chunk_size for c in cells if c.model == "quantum_mamba_gated"} == {8, 16}
+
+
+def test_readme_params_examples_run(capsys):
+    import re
+    import shlex
+
+    from bench.cli import main
+    examples = re.findall(r"`(qssm params[^`]*)`", README)
+    assert len(examples) >= 2
+    for example in examples:
+        assert main(shlex.split(example)[1:]) == 0, example
+    capsys.readouterr()

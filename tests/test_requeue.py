@@ -14,7 +14,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from bench import store, train
+from bench import checkpoints, store, train
 from bench.cell import cell_from_mapping
 from bench.executors.base import write_manifest
 from bench.executors.launchers import RankEnv
@@ -26,8 +26,8 @@ TINY = dict(model="classical_mamba", d_model=8, d_state=4, n_layers=1, feature_d
 
 @pytest.fixture
 def clean_flags(monkeypatch):
-    monkeypatch.setattr(train, "_STOP_REQUESTED", False)
-    monkeypatch.setattr(train, "_CHECKPOINT_REQUESTED", False)
+    monkeypatch.setattr(checkpoints, "_STOP_REQUESTED", False)
+    monkeypatch.setattr(checkpoints, "_CHECKPOINT_REQUESTED", False)
 
 
 def curve(results_dir):
@@ -47,7 +47,7 @@ def test_request_stop_checkpoints_then_leaves_without_a_row(tmp_path, clean_flag
     assert not list(res.glob("*.parquet"))
     meta = json.loads((res / ".checkpoints" / c.cell_id / "meta.json").read_text())
     assert meta == {"attempt": 1, "step": 2, "world_size": 1}
-    train._STOP_REQUESTED = False             # a new process, as after a requeue
+    checkpoints._STOP_REQUESTED = False       # a new process, as after a requeue
     out = train.run_cell(c, res, RankEnv.single("inline"), requeues=1)
     assert out.status == "ok" and out.attempt == 1
     got = store.read_results(res)
@@ -99,4 +99,4 @@ def test_cell_job_pickles_without_its_thread_and_requeues_itself(tmp_path, clean
     assert again._thread is None and again._box == {} and again.cell == c.to_dict()
     delayed = job.checkpoint()                # no thread running: returns at once
     assert isinstance(delayed, DelayedSubmission) and delayed.function is job
-    assert train._STOP_REQUESTED              # asked the (absent) cell to stop
+    assert checkpoints.stop_requested()       # asked the (absent) cell to stop

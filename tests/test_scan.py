@@ -1,6 +1,6 @@
 """The chunked selective scan against its reference twin (scan.py), on both of its kernels:
-"torch" (qssm/ssm/chunked.py, tensor ops, any device) and "native" (qssm/ssm/native, the fused
-compiled CPU kernel). Every test that takes the `scan` fixture runs on each."""
+"torch" (qssm/ssm/chunked.py, tensor ops, any device) and "native" (qssm/ssm/native_scan.py, the fused
+compiled CPU kernel qssm/native/scan_kernel.cpp). Every test that takes the `scan` fixture runs on each."""
 from __future__ import annotations
 
 import functools
@@ -9,7 +9,8 @@ import shutil
 import pytest
 import torch
 
-from qssm.ssm import native
+from qssm.ssm import native_scan as native
+from qssm import native as native_lib
 from qssm.ssm.scan import scan_reference, selective_scan
 
 RTOL = {torch.float32: 1e-4, torch.float64: 1e-10}
@@ -19,8 +20,8 @@ DELTA_RANGES = {"tiny": (1e-4, 1e-3), "mamba": (1e-3, 1e-1), "large": (1.0, 10.0
 @pytest.fixture(params=["torch", "native"])
 def scan(request):
     """selective_scan(impl="chunked") pinned to one kernel."""
-    if request.param == "native" and native.build.load() is None:
-        if native.build._compiler() is None:  # a machine without a compiler runs the torch kernel
+    if request.param == "native" and native_lib.load() is None:
+        if native_lib.compiler() is None:  # a machine without a compiler runs the torch kernel
             pytest.skip(f"native kernel unavailable: {native.status()}")
         pytest.fail(f"a compiler is present but the native kernel did not load: {native.status()}")
     return functools.partial(selective_scan, impl="chunked", kernel=request.param)

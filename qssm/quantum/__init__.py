@@ -76,5 +76,9 @@ def gated_circuit(angles: torch.Tensor, *, n_qubits: int, backend: str = "torch"
     if angles.shape[1] == 0 or angles.shape[1] % (4 * n_qubits):
         raise ValueError(f"angles must have shape (B', 4*q*l) with q={n_qubits}, l>=1; got {tuple(angles.shape)}")
     if backend == "torch":
+        from .native_gated import available, gated_circuit_native
+
+        if available(angles, n_qubits):  # CPU: the compiled kernel (same values and gradients)
+            return gated_circuit_native(angles, n_qubits)
         return gated_circuit_torch(angles, n_qubits)
     return gated_circuit_pennylane(angles, n_qubits, device or "default.qubit")

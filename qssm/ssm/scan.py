@@ -59,7 +59,7 @@ def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 
 
     "chunked" saves the state only every `chunk` steps and recomputes inside a chunk in
     backward. `kernel` picks how it runs: "native" is the fused compiled CPU kernel
-    (`qssm.ssm.native`), "torch" the device-agnostic tensor-op version (`qssm.ssm.chunked`), and
+    (`qssm.ssm.native_scan`), "torch" the device-agnostic tensor-op version (`qssm.ssm.chunked`), and
     "auto" (default) takes the native kernel for CPU float32/float64 tensors when it is built and
     not turned off (QSSM_NATIVE=0), the torch version otherwise (CUDA included).
     """
@@ -70,10 +70,10 @@ def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 
         return scan_reference(x, delta, A, B, C, D)
     if impl == "chunked":
         if kernel != "torch":
-            from . import native
+            from . import native_scan
 
-            if kernel == "native" or native.available(x, delta, A, B, C, D):
-                return native.scan_native(x, delta, A, B, C, D, chunk=chunk)
+            if kernel == "native" or native_scan.available(x, delta, A, B, C, D):
+                return native_scan.scan_native(x, delta, A, B, C, D, chunk=chunk)
         from .chunked import scan_chunked
 
         return scan_chunked(x, delta, A, B, C, D, chunk=chunk)

@@ -1,6 +1,6 @@
-"""Build and load the fused CPU scan kernel (scan_kernel.cpp) as a plain shared library.
+"""Build and load the native CPU kernels (scan_kernel.cpp, gated_kernel.cpp) as one shared library.
 
-The kernel has no Python or torch headers: it is a C ABI over raw pointers, compiled with the
+The kernels have no Python or torch headers: a C ABI over raw pointers, compiled with the
 system C++ compiler on first use and loaded through ctypes (which releases the GIL during calls).
 The library is cached under ``$QSSM_NATIVE_CACHE`` (default ``~/.cache/qssm-bench/native``) in a
 folder named by a hash of the source, the compiler, the flags and this CPU's instruction-set
@@ -8,7 +8,7 @@ flags, so a shared home on a cluster with mixed nodes keeps one build per CPU ki
 written to a temporary file and renamed into place: concurrent first uses (DDP ranks, array
 tasks) never load a half-written library.
 
-``QSSM_NATIVE=0`` turns the kernel off (the torch implementation runs instead); when no compiler
+``QSSM_NATIVE=0`` turns the kernels off (the torch implementations run instead); when no compiler
 is present or the build fails, `load()` returns None and `status()` says why.
 """
 from __future__ import annotations
@@ -22,15 +22,17 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("scan_kernel.cpp")
+HERE = Path(__file__).parent
+SOURCES = [HERE / "scan_kernel.cpp", HERE / "gated_kernel.cpp"]
+HEADERS = [HERE / "workers.h"]
 BASE_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
               "-std=c++17", "-shared", "-fPIC", "-pthread"]
 _state: dict = {}
 
-__all__ = ["load", "status", "library_path"]
+__all__ = ["load", "status", "library_path", "compiler"]
 
 
-def _compiler() -> str | None:
+def compiler() -> str | None:
     for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
         if name and shutil.which(name):
             return shutil.which(name)
@@ -63,11 +65,11 @@ def _cache_root() -> Path:
 def library_path(cxx: str) -> Path:
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), version.encode(), " ".join(flags()).encode(),
+    for part in (*(f.read_bytes() for f in SOURCES + HEADERS), version.encode(), " ".join(flags()).encode(),
                  _cpu_key().encode(), platform.machine().encode()):
         key.update(part)
         key.update(b"\0")
-    return _cache_root() / key.hexdigest()[:16] / "libqssm_scan.so"
+    return _cache_root() / key.hexdigest()[:16] / "libqssm_native.so"
 
 
 def _build(cxx: str, target: Path) -> None:
@@ -75,10 +77,10 @@ def _build(cxx: str, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
     os.close(fd)
     try:
-        proc = subprocess.run([cxx, *flags(), "-o", tmp, str(SOURCE)], capture_output=True, text=True)
+        proc = subprocess.run([cxx, *flags(), "-o", tmp, *map(str, SOURCES)], capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-            raise OSError(f"{Path(cxx).name} failed on {SOURCE.name}: {last}")
+            raise OSError(f"{Path(cxx).name} failed on the native kernels: {last}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -96,17 +98,24 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         bwd.restype = ctypes.c_int
     lib.qssm_scan_groups.argtypes = [i64] * 4
     lib.qssm_scan_groups.restype = i64
+    for suffix in ("f32", "f64"):
+        fwd = getattr(lib, f"qssm_gated_fwd_{suffix}")
+        fwd.argtypes = [p] * 3 + [i64] * 4
+        fwd.restype = None
+        bwd = getattr(lib, f"qssm_gated_bwd_{suffix}")
+        bwd.argtypes = [p] * 4 + [i64] * 4
+        bwd.restype = None
     return lib
 
 
 def load() -> ctypes.CDLL | None:
-    """The loaded kernel library, building it on first use; None when unavailable (see status())."""
+    """The loaded kernels' library, building it on first use; None when unavailable (see status())."""
     if "lib" in _state:
         return _state["lib"]
     lib, reason = None, "loaded"
     if os.environ.get("QSSM_NATIVE", "1") == "0":
         reason = "turned off by QSSM_NATIVE=0"
-    elif (cxx := _compiler()) is None:
+    elif (cxx := compiler()) is None:
         reason = "no C++ compiler (g++, c++ or clang++) on PATH"
     else:
         try:
@@ -122,6 +131,6 @@ def load() -> ctypes.CDLL | None:
 
 
 def status() -> str:
-    """Why the kernel is or is not in use (builds it if needed)."""
+    """Why the kernels are or are not in use (builds them if needed)."""
     load()
     return _state["reason"]

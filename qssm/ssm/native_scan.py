@@ -1,4 +1,5 @@
-"""Fused CPU selective scan: the chunked algorithm of `qssm.ssm.chunked` as one compiled kernel.
+"""Fused CPU selective scan: the chunked algorithm of `qssm.ssm.chunked` as one compiled kernel
+(qssm/native/scan_kernel.cpp).
 
 Same contract and same memory scheme as `scan_chunked` (state saved only at chunk starts,
 recomputed inside a chunk in backward), but the state of a tile of channels stays in registers
@@ -10,19 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from .build import load, status
+from ..native import load, status, suffix, usable
 
 __all__ = ["available", "scan_native", "status"]
-
-_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
 def available(*tensors) -> bool:
     """True when every tensor is a CPU float32/float64 tensor of one dtype and the kernel loads."""
-    dtype = tensors[0].dtype
-    if dtype not in _SUFFIX or any(t.device.type != "cpu" or t.dtype != dtype for t in tensors):
-        return False
-    return load() is not None
+    return usable(*tensors)
 
 
 def _ptr(t: torch.Tensor):
@@ -42,7 +38,7 @@ def _forward(x, delta, a_t, B, C, D, chunk, keep_states):
     y = torch.empty_like(x)
     n_chunks = -(-length // chunk)
     states = x.new_empty(bsz, n_chunks, n, di) if keep_states else None
-    fn = getattr(lib, f"qssm_scan_fwd_{_SUFFIX[x.dtype]}")
+    fn = getattr(lib, f"qssm_scan_fwd_{suffix(x.dtype)}")
     fn(*map(_ptr, (x, delta, a_t, B, C, D, y, states)), bsz, length, di, n, chunk,
        torch.get_num_threads())
     return y, states
@@ -71,7 +67,7 @@ class _NativeScan(torch.autograd.Function):
         g_d = x.new_zeros(threads, di)
         g_b = x.new_zeros(groups, bsz, length, n)  # per channel group
         g_c = x.new_zeros(groups, bsz, length, n)
-        fn = getattr(lib, f"qssm_scan_bwd_{_SUFFIX[x.dtype]}")
+        fn = getattr(lib, f"qssm_scan_bwd_{suffix(x.dtype)}")
         rc = fn(*map(_ptr, (x, delta, a_t, B, C, D, states, gy, gx, gdelta, g_a, g_d, g_b, g_c)),
                 bsz, length, di, n, ctx.chunk, threads, groups)
         if rc != 0:

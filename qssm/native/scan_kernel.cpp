@@ -25,8 +25,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
+
+#include "workers.h"
 
 namespace {
 
@@ -205,25 +206,10 @@ inline Split make_split(int64_t bsz, int64_t di, int64_t nthreads, int64_t elem)
   return {groups, span, bsz * groups};
 }
 
-template <typename F>
-void run_workers(int64_t nthreads, int64_t tasks, F fn) {
-  const int64_t n = std::min<int64_t>(nthreads < 1 ? 1 : nthreads, tasks);
-  if (n <= 1) {
-    fn(0, 0, tasks);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t lo = tasks * i / n, hi = tasks * (i + 1) / n;
-    pool.emplace_back([=] { fn(i, lo, hi); });
-  }
-  for (auto& th : pool) th.join();
-}
-
 template <typename T>
 void forward(const Args<T>& a, int64_t nthreads) {
   const Split s = make_split(a.bsz, a.di, nthreads, sizeof(T));
-  run_workers(nthreads, s.tasks, [&](int64_t, int64_t lo, int64_t hi) {
+  qssm::run_workers(nthreads, s.tasks, [&](int64_t, int64_t lo, int64_t hi) {
     std::vector<T> h(a.N * s.span), tmp(2 * s.span);
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t b = task / s.groups, d0 = (task % s.groups) * s.span;
@@ -237,7 +223,7 @@ template <typename T>
 int backward(const Args<T>& a, int64_t nthreads, int64_t groups) {
   const Split s = make_split(a.bsz, a.di, nthreads, sizeof(T));
   if (s.groups != groups) return -1;  // the caller sized gB/gC for another split
-  run_workers(nthreads, s.tasks, [&](int64_t worker, int64_t lo, int64_t hi) {
+  qssm::run_workers(nthreads, s.tasks, [&](int64_t worker, int64_t lo, int64_t hi) {
     const int64_t per = a.N * s.span;
     std::vector<T> G(per), hs((a.chunk + 1) * per), dA(a.chunk * per), tmp(3 * s.span);
     T* gA = a.gA + worker * a.N * a.di;
@@ -256,8 +242,6 @@ int backward(const Args<T>& a, int64_t nthreads, int64_t groups) {
 }  // namespace
 
 // ---------------------------------------------------------------- C ABI (ctypes)
-
-#define QSSM_EXPORT extern "C" __attribute__((visibility("default")))
 
 // Channel groups the backward will use for (bsz, di, nthreads): the caller sizes gB/gC partials.
 QSSM_EXPORT int64_t qssm_scan_groups(int64_t bsz, int64_t di, int64_t nthreads, int64_t elem) {

@@ -5,7 +5,8 @@ plain dict back: step times (warm-up excluded), the peak memory of the first ste
 kept alive for backward. Kinds:
   scan     selective scan fwd+bwd, impl reference|chunked, kernel auto|native|torch (qssm.ssm.scan)
   circuit  SSM or Gated circuit fwd+bwd on torch|pennylane (device)   (qssm.quantum)
-  train    one training step (forward, cross-entropy, backward, Adam) of a model (qssm.build_model)
+  train    one training step (forward, cross-entropy, backward, Adam) of a model (qssm.build_model);
+           circuits "free" swaps the circuits for zero-cost stand-ins (the Amdahl floor of a step)
 
 Memory, honestly measured:
   CPU   peak RSS of this process during its first step, minus its RSS just before (the
@@ -139,9 +140,27 @@ def _circuit_workload(spec, device):
     return step, forward, inputs, small
 
 
+def _free_circuits() -> None:
+    """Replace the circuits the quantum branches call by zero-cost stand-ins of the same output
+    shapes (gradients still reach every input). A step measured so is the floor any circuit
+    simulator could reach: pennylane-step / free-step bounds the pennylane/torch ratio (Amdahl).
+    Patched in this measurement's own fresh process only."""
+    import qssm.quantum.branches as branches
+
+    def ssm(embed, rotations, **_):
+        return embed * 0 + rotations[..., :1] * 0  # (B', q)
+
+    def gated(angles, *, n_qubits, **_):
+        return (angles[..., :1] * 0).expand(-1, 3 * n_qubits)  # (B', 3q)
+
+    branches.ssm_circuit, branches.gated_circuit = ssm, gated
+
+
 def _train_workload(spec, device):
     from qssm import build_model
 
+    if spec.get("circuits") == "free":
+        _free_circuits()
     torch.manual_seed(0)
     cfg = dict(spec["config"])
     cfg["device"] = device
@@ -243,10 +262,10 @@ def measure(spec: dict) -> dict:
     if spec.get("saved_bytes", True):
         result["saved_bytes"] = saved_bytes(forward, exclude=inputs)
     if kind == "scan" and spec["impl"] == "chunked":
-        from qssm.ssm import native
+        from qssm.ssm import native_scan
 
         kernel = spec.get("kernel", "auto")
-        result["kernel"] = "native" if kernel == "native" or (kernel == "auto" and native.available(*inputs)) \
+        result["kernel"] = "native" if kernel == "native" or (kernel == "auto" and native_scan.available(*inputs)) \
             else "torch"
     if not all(torch.isfinite(t.grad).all().item() for t in inputs if isinstance(t, torch.Tensor)
                and t.grad is not None):

@@ -1,4 +1,4 @@
-"""Build and load the native CPU kernels (scan_kernel.cpp, gated_kernel.cpp) as one shared library.
+"""Build and load the native CPU kernels (qssm/native/*.cpp) as one shared library.
 
 The kernels have no Python or torch headers: a C ABI over raw pointers, compiled with the
 system C++ compiler on first use and loaded through ctypes (which releases the GIL during calls).
@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "scan_kernel.cpp", HERE / "gated_kernel.cpp"]
+SOURCES = [HERE / "scan_kernel.cpp", HERE / "gated_kernel.cpp", HERE / "ssm_circuit_kernel.cpp"]
 HEADERS = [HERE / "workers.h"]
 BASE_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
               "-std=c++17", "-shared", "-fPIC", "-pthread"]
@@ -104,6 +104,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         fwd.restype = None
         bwd = getattr(lib, f"qssm_gated_bwd_{suffix}")
         bwd.argtypes = [p] * 4 + [i64] * 4
+        bwd.restype = None
+        fwd = getattr(lib, f"qssm_ssm_fwd_{suffix}")
+        fwd.argtypes = [p] * 4 + [i64] * 4
+        fwd.restype = None
+        bwd = getattr(lib, f"qssm_ssm_bwd_{suffix}")
+        bwd.argtypes = [p] * 6 + [i64] * 4
         bwd.restype = None
     return lib
 

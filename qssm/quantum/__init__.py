@@ -1,6 +1,8 @@
 """The two variational circuits of MODELS.md §1 behind one API, on two interchangeable backends.
 
-- ``backend="torch"`` (default): the project's batched statevector simulator (statevector.py).
+- ``backend="torch"`` (default): the project's own simulators: on CPU the compiled kernels of
+  native_circuits.py where they are faster (see MAX_QUBITS there), the batched statevector
+  (statevector.py) otherwise and on CUDA.
 - ``backend="pennylane"``: a QNode with the torch interface on the named PennyLane ``device``
   (default.qubit, lightning.qubit, lightning.gpu, lightning.kokkos).
 """
@@ -55,6 +57,10 @@ def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = 
             f"rotations must have shape (B', 3*q*l) with B'={bsz}, q={n}, l>=1; got {tuple(rotations.shape)}"
         )
     if backend == "torch":
+        from .native_circuits import available, ssm_circuit_native
+
+        if available("ssm", n, embed, rotations):  # CPU, small q: the compiled kernel
+            return ssm_circuit_native(embed, rotations)
         return ssm_circuit_torch(embed, rotations)
     return ssm_circuit_pennylane(embed, rotations, device or "default.qubit")
 
@@ -76,9 +82,9 @@ def gated_circuit(angles: torch.Tensor, *, n_qubits: int, backend: str = "torch"
     if angles.shape[1] == 0 or angles.shape[1] % (4 * n_qubits):
         raise ValueError(f"angles must have shape (B', 4*q*l) with q={n_qubits}, l>=1; got {tuple(angles.shape)}")
     if backend == "torch":
-        from .native_gated import available, gated_circuit_native
+        from .native_circuits import available, gated_circuit_native
 
-        if available(angles, n_qubits):  # CPU: the compiled kernel (same values and gradients)
+        if available("gated", n_qubits, angles):  # CPU: the compiled kernel (same values and gradients)
             return gated_circuit_native(angles, n_qubits)
         return gated_circuit_torch(angles, n_qubits)
     return gated_circuit_pennylane(angles, n_qubits, device or "default.qubit")

@@ -1,0 +1,109 @@
+"""The two circuits of MODELS.md §1 on the native CPU kernels (qssm/native/gated_kernel.cpp,
+ssm_circuit_kernel.cpp).
+
+Same contracts as `ssm_circuit_torch` / `gated_circuit_torch`. A block of samples is simulated
+at once, one per vector lane, its statevectors in L1; backward recomputes the forward and runs
+the adjoint method, so only the inputs are kept for backward. `ssm_circuit` / `gated_circuit`
+with backend="torch" use these for CPU float32/float64 inputs up to MAX_QUBITS[circuit] when the
+kernels load; the batched torch statevector (statevector.py) runs otherwise (CUDA, larger q,
+QSSM_NATIVE=0).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..native import load, suffix, usable
+from .statevector import _rot_matrices
+
+__all__ = ["available", "gated_circuit_native", "ssm_circuit_native", "MAX_QUBITS"]
+
+# Where the kernels beat statevector.py (fwd+bwd, one thread, measured): the Gated circuit's
+# CRX gates cost the batched simulator several strided in-place ops each, so the kernel wins
+# through q = 14 (q=4: 14x, q=12: 7x, q=14: 2.7x); the SSM circuit's fused single-qubit groups
+# are large batched matmuls there, and the kernel (one pass per wire) wins only while a block
+# of states stays in cache (q=4: 2x, q=8: 1.2x; q=12: 0.7x).
+MAX_QUBITS = {"gated": 14, "ssm": 8}
+
+
+def available(circuit: str, n_qubits: int, *tensors: torch.Tensor) -> bool:
+    """Whether `circuit` ("ssm" or "gated") takes the native kernel for these inputs."""
+    return n_qubits <= MAX_QUBITS[circuit] and usable(*tensors)
+
+
+class _NativeSSM(torch.autograd.Function):
+    """(embed (B', q) RY angles, mats (B', l, q, 2, 2) complex per-wire unitaries) -> (B', q)."""
+
+    @staticmethod
+    def forward(ctx, embed, mats):
+        embed, mats = embed.contiguous(), mats.contiguous()
+        bsz, n = embed.shape
+        out = embed.new_empty(bsz, n)
+        half = embed / 2
+        c, s = torch.cos(half), torch.sin(half)
+        getattr(load(), f"qssm_ssm_fwd_{suffix(embed.dtype)}")(
+            c.data_ptr(), s.data_ptr(), torch.view_as_real(mats).data_ptr(), out.data_ptr(), bsz, n,
+            mats.shape[1], torch.get_num_threads())
+        ctx.save_for_backward(embed, mats)
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        embed, mats = ctx.saved_tensors
+        bsz, n = embed.shape
+        g_out = g_out.contiguous()
+        half = embed / 2
+        c, s = torch.cos(half), torch.sin(half)
+        g_embed = torch.empty_like(embed)
+        g_mats = torch.empty_like(mats)  # PyTorch's convention: dL/dRe + i dL/dIm
+        getattr(load(), f"qssm_ssm_bwd_{suffix(embed.dtype)}")(
+            c.data_ptr(), s.data_ptr(), torch.view_as_real(mats).data_ptr(), g_out.data_ptr(),
+            g_embed.data_ptr(), torch.view_as_real(g_mats).data_ptr(), bsz, n, mats.shape[1],
+            torch.get_num_threads())
+        return g_embed, g_mats
+
+
+def ssm_circuit_native(embed: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """SSM circuit of MODELS.md §1a on the native kernel: embed (B', q), rotations (B', 3ql) -> (B', q)."""
+    bsz, n = embed.shape
+    if not available("ssm", n, embed, rotations):
+        raise RuntimeError(f"the native SSM circuit cannot run this input "
+                           f"(dtype {embed.dtype}/{rotations.dtype}, device {embed.device}, q={n})")
+    rot = rotations.reshape(bsz, rotations.shape[1] // (3 * n), n, 3)
+    mats = _rot_matrices(rot[..., 0], rot[..., 1], rot[..., 2])  # (B', l, q, 2, 2): RZ RY RX
+    return _NativeSSM.apply(embed, mats)
+
+
+class _NativeGated(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, angles, n_qubits):
+        angles = angles.contiguous()
+        bsz = angles.shape[0]
+        layers = angles.shape[1] // (4 * n_qubits)
+        out = angles.new_empty(bsz, 3 * n_qubits)
+        half = angles / 2
+        c, s = torch.cos(half), torch.sin(half)
+        getattr(load(), f"qssm_gated_fwd_{suffix(angles.dtype)}")(
+            c.data_ptr(), s.data_ptr(), out.data_ptr(), bsz, n_qubits, layers, torch.get_num_threads())
+        ctx.save_for_backward(angles)
+        ctx.n_qubits, ctx.layers = n_qubits, layers
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        (angles,) = ctx.saved_tensors
+        g_out = g_out.contiguous()
+        g_angles = torch.empty_like(angles)
+        half = angles / 2
+        c, s = torch.cos(half), torch.sin(half)
+        getattr(load(), f"qssm_gated_bwd_{suffix(angles.dtype)}")(
+            c.data_ptr(), s.data_ptr(), g_out.data_ptr(), g_angles.data_ptr(), angles.shape[0],
+            ctx.n_qubits, ctx.layers, torch.get_num_threads())
+        return g_angles, None
+
+
+def gated_circuit_native(angles: torch.Tensor, n_qubits: int) -> torch.Tensor:
+    """Gated circuit of MODELS.md §1b on the native kernel. angles (B', 4*q*l) -> (B', 3q)."""
+    if not available("gated", n_qubits, angles):
+        raise RuntimeError(f"the native gated circuit cannot run this input "
+                           f"(dtype {angles.dtype}, device {angles.device}, q={n_qubits})")
+    return _NativeGated.apply(angles, n_qubits)  # under no_grad nothing is kept

@@ -23,152 +23,31 @@
 
 submitit's own files (pickles, per-task logs ``<job>_<task>_log.out/err``) are in
 ``DIR/.slurm/<stamp>/`` (or ``--slurm-folder``).
+
+This module is the executor (submit, adopt, wait); the pieces are ``slurm_resources`` (array
+shapes, sbatch options), ``slurm_records`` (``jobs.json``, ``qssm status``) and ``slurm_lost``
+(rows for jobs that ended without one). Their public names are importable from here as before.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import store
 from ..errors import UserError
 from .base import CellEvent, Executor, Submission, attempt_row
-from .sacct import TERMINAL, JobInfo, compact_ids, elapsed_s, sacct_info, started_at
+from .sacct import TERMINAL, JobInfo, compact_ids, sacct_info
+from .slurm_lost import job_outcome, record_lost
+from .slurm_records import (RECORD, SlurmHandle, Tracked, _write_json, format_status, load_records,
+                            slurm_root, status_summary)
+from .slurm_resources import Shape, group_cells, mem_option, pythonpath_setup, sbatch_options, shape_of
 
-SLURM_DIR = ".slurm"
-RECORD = "jobs.json"
 PREEMPTED_GRACE_S = 60.0    # PREEMPTED is final only when the site does not requeue: wait this long
 ROW_GRACE_S = 5.0           # a job that just ended may still be writing its row (shared file systems)
-
-
-# ---------------------------------------------------------------------------------------------
-# resources: one shape per array
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Shape:
-    """What one array task of a group asks for."""
-    nodes: int
-    tasks_per_node: int       # ranks per node
-    gpus_per_node: int        # 0 for CPU cells
-    world_size: int
-    device: str
-
-
-def shape_of(cell, profile) -> Shape:
-    """The resources of one cell under a profile (UserError when the profile cannot run it)."""
-    w = cell.world_size
-    if cell.device != "cuda":
-        return Shape(1, w, 0, w, cell.device)
-    gpn = profile.gpus_per_node
-    if gpn < 1:
-        raise UserError(f"device=cuda ({cell.label()}): profile {profile.name!r} has gpus_per_node=0; "
-                        "choose a GPU profile (e.g. --profile gpu-generic) or set device: cpu")
-    if w <= gpn:
-        return Shape(1, w, w, w, "cuda")
-    if w % gpn:
-        raise UserError(f"world_size={w} with device=cuda ({cell.label()}) does not fill whole nodes of "
-                        f"{gpn} GPUs (profile {profile.name!r}); use a multiple of {gpn}")
-    return Shape(w // gpn, gpn, gpn, w, "cuda")
-
-
-def group_cells(cells, profile) -> dict:
-    """{Shape: [cells]} in the order the shapes first appear."""
-    groups: dict = {}
-    for c in cells:
-        groups.setdefault(shape_of(c, profile), []).append(c)
-    return groups
-
-
-def sbatch_options(profile, shape: Shape) -> dict:
-    """The sbatch options (long names, no dashes) of one array's tasks, in a fixed order."""
-    opts: dict = {"nodes": shape.nodes, "ntasks-per-node": shape.tasks_per_node,
-                  "cpus-per-task": profile.cpus_per_task}
-    if shape.gpus_per_node:
-        opts["gpus-per-node"] = shape.gpus_per_node
-    if profile.mem_gb is not None:
-        opts["mem"] = mem_option(profile.mem_gb)
-    opts["time"] = profile.time_min
-    for key in ("partition", "account", "qos", "constraint"):
-        if getattr(profile, key):
-            opts[key] = getattr(profile, key)
-    for key, value in profile.extra_sbatch.items():
-        opts[str(key).lstrip("-")] = value
-    return opts
-
-
-def mem_option(mem_gb: float) -> str:
-    return f"{int(mem_gb)}G" if float(mem_gb) == int(mem_gb) else f"{int(round(mem_gb * 1024))}M"
-
-
-def pythonpath_setup() -> list[str]:
-    """Setup lines that make ``bench`` importable in a job when it is used from a checkout rather
-    than installed (PYTHONPATH); nothing when qssm-bench is installed in the interpreter."""
-    from importlib import metadata
-    root = Path(__file__).resolve().parents[2]
-    try:
-        dist = metadata.distribution("qssm-bench")
-        if dist is not None:
-            return []
-    except metadata.PackageNotFoundError:
-        pass
-    return [f'export PYTHONPATH="{root}${{PYTHONPATH:+:$PYTHONPATH}}"']
-
-
-# ---------------------------------------------------------------------------------------------
-# what was submitted: DIR/.slurm/<stamp>/jobs.json
-# ---------------------------------------------------------------------------------------------
-def slurm_root(results_dir) -> Path:
-    return Path(results_dir) / SLURM_DIR
-
-
-def load_records(results_dir) -> list[dict]:
-    out = []
-    root = slurm_root(results_dir)
-    if not root.is_dir():
-        return out
-    for path in sorted(root.glob(f"*/{RECORD}")):
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        doc["_path"] = str(path)
-        out.append(doc)
-    return out
-
-
-def _write_json(path: Path, doc) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-@dataclass
-class Tracked:
-    cell: object
-    job_id: str
-    baseline: int               # the cell's highest attempt number before this submission
-    job: object = None          # submitit SlurmJob (None for jobs adopted from an earlier driver)
-    folder: str = ""            # submitit folder of the job
-    started: bool = False
-    done: bool = False
-    status: str | None = None
-    terminal_since: float | None = None
-    last_progress: tuple | None = None
-
-
-@dataclass
-class SlurmHandle:
-    jobs: list = field(default_factory=list)      # [Tracked]
-    folder: Path | None = None
-    record: Path | None = None
-    profile: str = ""
-    detached: bool = False                         # --no-wait: the caller does not wait
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,8 +198,8 @@ class SlurmExecutor(Executor):
             cell = wanted[j["cell_id"]]
             if ji.state in TERMINAL:
                 if ji.state != "PREEMPTED":
-                    self._record_lost(results_dir, Tracked(cell, j["job_id"], int(j.get("baseline_attempt", 0)),
-                                                           folder=j.get("folder", "")), ji)
+                    record_lost(results_dir, Tracked(cell, j["job_id"], int(j.get("baseline_attempt", 0)),
+                                                     folder=j.get("folder", "")), ji, self.profile.time_min)
                 continue
             out[cell.cell_id] = Tracked(cell, j["job_id"], int(j.get("baseline_attempt", 0)), None,
                                         j.get("folder", ""))
@@ -406,167 +285,20 @@ class SlurmExecutor(Executor):
         grace = PREEMPTED_GRACE_S if ji.state == "PREEMPTED" else ROW_GRACE_S
         if now - t.terminal_since < grace:
             return
-        outcome = self._job_outcome(t)
+        outcome = job_outcome(t)
         if outcome and outcome.get("status") == "skipped":
             # the cell was done (or running elsewhere) when the job started: no row of its own
             t.done, t.status = True, "skipped"
             out[cid] = "skipped"
             emit(CellEvent("skipped", t.cell, status=outcome.get("skipped_reason") or "done"))
             return
-        status, attempt, error = self._record_lost(results_dir, t, ji)
+        status, attempt, error = record_lost(results_dir, t, ji, self.profile.time_min)
         if status is None:      # the lock is held: someone is writing; look again next time
             return
         row = attempt_row(results_dir, cid, attempt) if attempt else None
         t.done, t.status = True, status
         out[cid] = status
         emit(CellEvent("finished", t.cell, attempt=attempt, status=status, error=error, row=row))
-
-    @staticmethod
-    def _result(t: Tracked):
-        """(kind, value) that rank 0 of the job left in submitit's result pickle, or None:
-        ("success", {cell_id, status, ...}) or ("error", traceback text)."""
-        if not t.folder:
-            return None
-        try:
-            from submitit.core.utils import JobPaths
-            path = JobPaths(t.folder, job_id=t.job_id, task_id=0).result_pickle
-            if not path.exists():
-                return None
-            return _load_pickle(path)
-        except Exception:  # noqa: BLE001 - unreadable: as if absent
-            return None
-
-    def _job_outcome(self, t: Tracked) -> dict | None:
-        """Rank 0's return value (a dict) if the job left one."""
-        got = self._result(t)
-        return got[1] if got and got[0] == "success" and isinstance(got[1], dict) else None
-
-    def _job_error(self, t: Tracked) -> str:
-        """submitit's account of a job that failed outside the cell (its last line), if any."""
-        got = self._result(t)
-        if not got or got[0] != "error":
-            return ""
-        lines = [ln.strip() for ln in str(got[1]).splitlines() if ln.strip()]
-        reason = next((ln for ln in reversed(lines) if "not requeued because" in ln.lower()), None)
-        return reason or (lines[-1] if lines else "")
-
-    def _record_lost(self, results_dir: Path, t: Tracked, ji: JobInfo):
-        """Write the failure row of a job that ended without one. Returns (status, attempt, error);
-        (None, None, '') when the cell's lock is held (try again later)."""
-        from ..train import Checkpointer, make_row
-        cid = t.cell.cell_id
-        state = ji.state
-        where = f"job {t.job_id}"
-        if ji.requeues:
-            where += f", requeued {ji.requeues} time{'s' if ji.requeues != 1 else ''}"
-        if state == "CANCELLED":
-            status, error = "failed", f"cancelled by SLURM (sacct state {ji.detail or state}; {where})"
-        elif state == "TIMEOUT":
-            status, error = "timeout", (f"SLURM time limit of {self.profile.time_min} min reached "
-                                        f"(sacct state TIMEOUT; {where})")
-        elif state == "OUT_OF_MEMORY":
-            status, error = "oom", f"killed by SLURM for exceeding its memory (sacct state OUT_OF_MEMORY; {where})"
-        elif state == "PREEMPTED":
-            status, error = "failed", f"pre-empted by SLURM and not requeued (sacct state PREEMPTED; {where})"
-        else:
-            why = self._job_error(t)
-            if "timed-out" in why or "timed out" in why:
-                status = "timeout"
-                error = (f"SLURM time limit of {self.profile.time_min} min reached too often ({why}; "
-                         f"sacct state {state}; {where})")
-            else:
-                status = "failed"
-                error = (f"the SLURM job ended without a result (sacct state {state}, exit code "
-                         f"{ji.exit_code or '?'}; {where})" + (f": {why}" if why else ""))
-            log = self._log_tail(t)
-            if log and status == "failed":
-                error += f"; log: {log}"
-        try:
-            with store.cell_lock(results_dir, cid):
-                st = store.cell_states(results_dir, [cid]).get(cid)
-                if st is not None and st.max_attempt > t.baseline:
-                    attempt = st.max_attempt
-                    row = attempt_row(results_dir, cid, attempt) or {}
-                    return row.get("status", "failed"), attempt, row.get("error", "")
-                attempt = store.next_attempt(results_dir, cid)
-                row = make_row(t.cell, attempt, status, error, "submitit", started_at(ji), elapsed_s(ji), {},
-                               requeues=ji.requeues)
-                store.write_row(results_dir, row, store.environment(
-                    "submitit", None, world_size=t.cell.world_size, written_by="slurm-executor",
-                    slurm_job_id=t.job_id, slurm_array_job_id=t.job_id.split("_")[0] if "_" in t.job_id else None,
-                    slurm_array_task_id=t.job_id.split("_")[1] if "_" in t.job_id else None,
-                    sacct_state=ji.detail or state))
-                store.clear_progress(results_dir, cid)
-                Checkpointer.clear(results_dir, cid)
-        except store.LockBusy:
-            return None, None, ""
-        return status, attempt, error
-
-    def _log_tail(self, t: Tracked, n: int = 3) -> str:
-        if not t.folder:
-            return ""
-        for name in (f"{t.job_id}_0_log.err", f"{t.job_id}_0_log.out"):
-            p = Path(t.folder) / name
-            try:
-                lines = [ln.strip() for ln in p.read_text(errors="replace").splitlines() if ln.strip()]
-            except OSError:
-                continue
-            keep = [ln for ln in lines if "submitit" not in ln.lower()][-n:]
-            if keep:
-                return " | ".join(keep)[-600:]
-        return ""
-
-
-def _load_pickle(path):
-    import cloudpickle
-    with open(path, "rb") as fh:
-        return cloudpickle.load(fh)
-
-
-# ---------------------------------------------------------------------------------------------
-# qssm status
-# ---------------------------------------------------------------------------------------------
-def status_summary(results_dir) -> dict | None:
-    """SLURM jobs recorded in a results folder and their states now (None when there are none):
-    {"submissions", "jobs", "by_state": {state: n}, "live": [job ids], "lost": [{job_id, cell_id,
-    label, state}] (ended without a row), "sacct": ok?}."""
-    records = load_records(results_dir)
-    if not records:
-        return None
-    jobs = [j for rec in records for j in rec.get("jobs", [])]
-    latest: dict = {}
-    for j in jobs:              # the latest submission of each cell counts
-        latest[j["cell_id"]] = j
-    info = sacct_info([j["job_id"] for j in latest.values()])
-    states = store.cell_states(results_dir, list(latest))
-    by_state: dict = {}
-    live, lost = [], []
-    for cid, j in latest.items():
-        ji = (info or {}).get(j["job_id"])
-        s = ji.state if ji is not None and ji.state else "UNKNOWN"
-        by_state[s] = by_state.get(s, 0) + 1
-        st = states.get(cid)
-        has_row = st is not None and st.max_attempt > int(j.get("baseline_attempt", 0))
-        if s not in TERMINAL and s != "UNKNOWN":
-            live.append(j["job_id"])
-        elif s in TERMINAL and not has_row:
-            lost.append({"job_id": j["job_id"], "cell_id": cid, "label": j.get("label", ""), "state": s})
-    return {"submissions": len(records), "jobs": len(latest), "by_state": by_state,
-            "live": compact_ids(live), "lost": lost, "sacct": info is not None,
-            "job_ids": compact_ids([j["job_id"] for j in latest.values()])}
-
-
-def format_status(summary: dict) -> list[str]:
-    lines = [f"SLURM: {summary['jobs']} cells in {summary['submissions']} submission(s), job "
-             f"{', '.join(summary['job_ids'])}: "
-             + (", ".join(f"{n} {s.lower()}" for s, n in sorted(summary["by_state"].items()))
-                if summary["sacct"] else "sacct unavailable")]
-    if summary["live"]:
-        lines.append(f"  queued or running: {', '.join(summary['live'])}")
-    for lost in summary["lost"][:20]:
-        lines.append(f"  ended without a row: {lost['job_id']} ({lost['state'].lower()}) {lost['cell_id']}  "
-                     f"{lost['label']} — `qssm sweep ... --executor slurm` records it and submits it again")
-    return lines
 
 
 __all__ = ["SlurmExecutor", "Shape", "shape_of", "group_cells", "sbatch_options",

@@ -1,0 +1,83 @@
+"""SLURM resources: the shape of one job array (nodes, ranks and GPUs per node) for the cells of
+a sweep, and the sbatch options a site profile (``bench.profiles``) gives it.
+
+A cell of ``world_size`` W runs as one array task of W SLURM tasks (ranks): on one node for CPU
+cells; CUDA cells take one GPU per rank, spread over ``ceil(W / gpus_per_node)`` nodes. Cells
+with the same shape share an array (``group_cells``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one array task of a group asks for."""
+    nodes: int
+    tasks_per_node: int       # ranks per node
+    gpus_per_node: int        # 0 for CPU cells
+    world_size: int
+    device: str
+
+
+def shape_of(cell, profile) -> Shape:
+    """The resources of one cell under a profile (UserError when the profile cannot run it)."""
+    w = cell.world_size
+    if cell.device != "cuda":
+        return Shape(1, w, 0, w, cell.device)
+    gpn = profile.gpus_per_node
+    if gpn < 1:
+        raise UserError(f"device=cuda ({cell.label()}): profile {profile.name!r} has gpus_per_node=0; "
+                        "choose a GPU profile (e.g. --profile gpu-generic) or set device: cpu")
+    if w <= gpn:
+        return Shape(1, w, w, w, "cuda")
+    if w % gpn:
+        raise UserError(f"world_size={w} with device=cuda ({cell.label()}) does not fill whole nodes of "
+                        f"{gpn} GPUs (profile {profile.name!r}); use a multiple of {gpn}")
+    return Shape(w // gpn, gpn, gpn, w, "cuda")
+
+
+def group_cells(cells, profile) -> dict:
+    """{Shape: [cells]} in the order the shapes first appear."""
+    groups: dict = {}
+    for c in cells:
+        groups.setdefault(shape_of(c, profile), []).append(c)
+    return groups
+
+
+def sbatch_options(profile, shape: Shape) -> dict:
+    """The sbatch options (long names, no dashes) of one array's tasks, in a fixed order."""
+    opts: dict = {"nodes": shape.nodes, "ntasks-per-node": shape.tasks_per_node,
+                  "cpus-per-task": profile.cpus_per_task}
+    if shape.gpus_per_node:
+        opts["gpus-per-node"] = shape.gpus_per_node
+    if profile.mem_gb is not None:
+        opts["mem"] = mem_option(profile.mem_gb)
+    opts["time"] = profile.time_min
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(profile, key):
+            opts[key] = getattr(profile, key)
+    for key, value in profile.extra_sbatch.items():
+        opts[str(key).lstrip("-")] = value
+    return opts
+
+
+def mem_option(mem_gb: float) -> str:
+    return f"{int(mem_gb)}G" if float(mem_gb) == int(mem_gb) else f"{int(round(mem_gb * 1024))}M"
+
+
+def pythonpath_setup() -> list[str]:
+    """Setup lines that make ``bench`` importable in a job when it is used from a checkout rather
+    than installed (PYTHONPATH); nothing when qssm-bench is installed in the interpreter."""
+    from importlib import metadata
+    root = Path(__file__).resolve().parents[2]
+    try:
+        dist = metadata.distribution("qssm-bench")
+        if dist is not None:
+            return []
+    except metadata.PackageNotFoundError:
+        pass
+    return [f'export PYTHONPATH="{root}${{PYTHONPATH:+:$PYTHONPATH}}"']

@@ -124,6 +124,12 @@ def _static_env() -> dict:
     }
 
 
+def _native_kernels() -> str:
+    """Whether this process ran qssm's compiled CPU kernels (qssm.native), without building them."""
+    from qssm.native import loaded_status
+    return loaded_status()
+
+
 def environment(launcher: str | None = None, gpu_name: str | None = None, **extra) -> dict:
     env = dict(_static_env())
     env.update({
@@ -135,6 +141,7 @@ def environment(launcher: str | None = None, gpu_name: str | None = None, **extr
         "slurm_cluster": os.environ.get("SLURM_CLUSTER_NAME"),
         "launcher": launcher,
         "argv": " ".join(sys.argv[:3]),
+        "native_kernels": _native_kernels(),
     })
     env.update(extra)
     return env

@@ -58,8 +58,11 @@ def run(args) -> int:
     else:
         avail = runner.mem_available_bytes()
         mem_cap = int(0.85 * avail) if avail else None
+    from qssm import native
+
     meta = {"device": args.device, "threads": args.threads, "torch": torch.__version__,
-            "quick": bool(args.quick), "mem_cap_bytes": mem_cap, "lightning": lightning}
+            "quick": bool(args.quick), "mem_cap_bytes": mem_cap, "lightning": lightning,
+            "native": native.status()}  # builds the CPU kernels once, before any child forks
     if pennylane_ok and ("circuit" in sections or "train" in sections):
         import pennylane  # imported once here, so that forked children do not pay for it
 

@@ -303,6 +303,8 @@ def render(sizes: Sizes, d: dict, meta: dict) -> str:
     w = lines.append
     w(f"qssm micro ({'quick' if sizes.quick else 'full'} sizes) -- device {meta['device']}, "
       f"{meta['threads']} thread(s), torch {meta['torch']}, pennylane {meta.get('pennylane', '-')}")
+    if meta.get("native"):
+        w(f"native CPU kernels (qssm.native): {meta['native']}")
     w("times: median of the timed steps after a warm-up step (* = one run after a small-batch warm-up); "
       f"memory: {meta.get('mem_method', 'peak')} of a fresh process per measurement")
     if d["scan"]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .build import compiler, load, status
+from .build import compiler, load, loaded_status, status
 
-__all__ = ["usable", "suffix", "load", "status", "compiler"]
+__all__ = ["usable", "suffix", "load", "status", "loaded_status", "compiler"]
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 

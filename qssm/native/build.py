@@ -29,7 +29,7 @@ BASE_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-
               "-std=c++17", "-shared", "-fPIC", "-pthread"]
 _state: dict = {}
 
-__all__ = ["load", "status", "library_path", "compiler"]
+__all__ = ["load", "status", "loaded_status", "library_path", "compiler"]
 
 
 def compiler() -> str | None:
@@ -58,8 +58,19 @@ def flags() -> list[str]:
 
 
 def _cache_root() -> Path:
+    """$QSSM_NATIVE_CACHE, else ~/.cache/qssm-bench/native, else (home not writable, as in some
+    batch jobs) a per-user folder under the temporary directory."""
     root = os.environ.get("QSSM_NATIVE_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "qssm-bench" / "native"
+    if root:
+        return Path(root)
+    home = Path.home() / ".cache" / "qssm-bench" / "native"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return home
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"qssm-bench-native-{os.getuid()}"
 
 
 def library_path(cxx: str) -> Path:
@@ -134,6 +145,12 @@ def load() -> ctypes.CDLL | None:
             lib, reason = None, f"build or load failed: {exc}"
     _state["lib"], _state["reason"] = lib, reason
     return lib
+
+
+def loaded_status() -> str:
+    """What this process has done with the kernels so far, without building them: "loaded
+    <path>", why they are unavailable, or "not used" when nothing has asked for them yet."""
+    return _state.get("reason", "not used")
 
 
 def status() -> str:

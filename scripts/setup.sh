@@ -40,12 +40,32 @@ ensure_env() {
   echo "$EXTRAS" > "$stamp"
 }
 
+# The native CPU kernels need a C++ compiler; without one the (slower) torch paths run.
+ensure_compiler() {
+  if [ -n "${CXX:-}" ] || command -v g++ >/dev/null 2>&1 || command -v c++ >/dev/null 2>&1 \
+     || command -v clang++ >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "no C++ compiler: installing g++ (apt) for the native CPU kernels"
+    apt-get install -y -qq g++ >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq g++ >/dev/null 2>&1; } \
+      || log "could not install g++: the torch paths will run instead of the native kernels"
+  else
+    log "no C++ compiler found: the torch paths will run instead of the native kernels"
+  fi
+}
+
+build_kernels() {
+  ensure_compiler
+  "$VENV/bin/python" -c "from qssm import native; print('[setup] native kernels:', native.status())" >&2
+}
+
 cmd=${1:-}
 case "$cmd" in
   env)
-    ensure_env ;;
+    ensure_env; build_kernels ;;
   demo)
-    ensure_env
+    ensure_env; build_kernels
     out=${QSSM_DEMO_RESULTS:-results/demo}
     log "running the smoke sweep (all six models) into $out"
     rc=0
@@ -55,7 +75,7 @@ case "$cmd" in
     log "report: $out/_report/report.md"
     exit "$rc" ;;
   test)
-    ensure_env
+    ensure_env; build_kernels
     shift
     exec "$VENV/bin/python" -m pytest -q "$@" ;;
   *)

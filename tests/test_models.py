@@ -173,3 +173,32 @@ def test_unusable_pennylane_device_fails_at_construction():
         pytest.skip("CUDA present: lightning.gpu may work")
     with pytest.raises((ImportError, RuntimeError), match=r"qssm-bench\[gpu\]"):
         qssm.build_model("quantum_mamba_gated", **SMALL, quantum_backend="pennylane", qml_device="lightning.gpu")
+
+
+@pytest.mark.parametrize("name", qssm.MODEL_NAMES)
+def test_native_kernels_give_the_same_model(name, monkeypatch):
+    """Every model with the native CPU kernels (scan, conv+SiLU, circuits) equals the same model
+    on the torch paths: output and every parameter gradient (float64)."""
+    from qssm import native
+    from qssm.native import build
+
+    if native.load() is None:
+        pytest.skip(f"native kernels unavailable: {native.status()}")
+    torch.manual_seed(7)
+    model = qssm.build_model(name, **SMALL).double()
+    x = torch.randn(3, 5, 21, dtype=torch.float64)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def run():
+        y = model(x)
+        return (y,) + torch.autograd.grad(y.square().sum(), params, allow_unused=True)
+
+    with_kernels = run()
+    monkeypatch.setitem(build._state, "lib", None)  # as QSSM_NATIVE=0: every torch path
+    without = run()
+    monkeypatch.undo()
+    assert native.load() is not None
+    for u, v in zip(with_kernels, without):
+        assert (u is None) == (v is None)
+        if u is not None:
+            torch.testing.assert_close(u, v, atol=1e-10, rtol=1e-9)

@@ -23,8 +23,9 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "scan_kernel.cpp", HERE / "gated_kernel.cpp", HERE / "ssm_circuit_kernel.cpp"]
-HEADERS = [HERE / "workers.h"]
+SOURCES = [HERE / "scan_kernel.cpp", HERE / "gated_kernel.cpp", HERE / "ssm_circuit_kernel.cpp",
+           HERE / "conv_kernel.cpp"]
+HEADERS = [HERE / "workers.h", HERE / "fastmath.h"]
 BASE_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
               "-std=c++17", "-shared", "-fPIC", "-pthread"]
 _state: dict = {}
@@ -121,6 +122,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         fwd.restype = None
         bwd = getattr(lib, f"qssm_ssm_bwd_{suffix}")
         bwd.argtypes = [p] * 6 + [i64] * 4
+        bwd.restype = None
+        fwd = getattr(lib, f"qssm_conv_silu_fwd_{suffix}")
+        fwd.argtypes = [p] * 4 + [i64] * 7
+        fwd.restype = None
+        bwd = getattr(lib, f"qssm_conv_silu_bwd_{suffix}")
+        bwd.argtypes = [p] * 7 + [i64] * 7
         bwd.restype = None
     return lib
 

@@ -27,35 +27,10 @@
 #include <cstring>
 #include <vector>
 
+#include "fastmath.h"
 #include "workers.h"
 
 namespace {
-
-inline float exp_approx(float x) {
-  // exp(x) = 2^n · exp(r), r = x - n ln2 ∈ [-ln2/2, ln2/2]; degree-6 polynomial for exp(r).
-  const float hi = 88.3762626647949f, lo = -87.3365447505531f;
-  const bool under = x < lo;
-  x = x > hi ? hi : x;
-  x = x < lo ? lo : x;  // NaN compares false both times and stays NaN
-  const float fn = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - fn * 0.693359375f;
-  r = r - fn * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(fn) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  const float out = p * scale;
-  return under ? 0.0f : out;
-}
-
-inline float fexp(float x) { return exp_approx(x); }
-inline double fexp(double x) { return std::exp(x); }
 
 template <typename T>
 struct Args {
@@ -96,7 +71,7 @@ void forward_span(const Args<T>& a, int64_t b, int64_t d0, int64_t w, T* R h, T*
       const T bn = a.Bm[row * N + n], cn = a.Cm[row * N + n];
       T* R hn = h + n * w;
       for (int64_t i = 0; i < w; ++i) {
-        hn[i] = fexp(dt[i] * an[i]) * hn[i] + bn * du[i];
+        hn[i] = qssm::fexp(dt[i] * an[i]) * hn[i] + bn * du[i];
         acc[i] += cn * hn[i];
       }
     }
@@ -135,7 +110,7 @@ void backward_span(const Args<T>& a, int64_t b, int64_t d0, int64_t w, T* R gB, 
         T* R hc = hs + ((j + 1) * N + n) * w;
         T* R en = dA + (j * N + n) * w;
         for (int64_t i = 0; i < w; ++i) {
-          en[i] = fexp(dt[i] * an[i]);
+          en[i] = qssm::fexp(dt[i] * an[i]);
           hc[i] = en[i] * hp[i] + bn * du[i];
         }
       }

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .native_conv import conv_silu
 from .scan import selective_scan
 
 
@@ -42,11 +43,6 @@ def causal_conv(di: int) -> nn.Conv1d:
     """Depthwise Conv1d(di, di, 4, groups=di, padding 3); the caller keeps the first T outputs."""
     return nn.Conv1d(di, di, kernel_size=4, groups=di, padding=3, bias=True)
 
-
-def _conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    # x: (B, T, di) -> (B, T, di), causal
-    t = x.shape[1]
-    return conv(x.transpose(1, 2))[..., :t].transpose(1, 2)
 
 
 class QuantumFamilySSM(nn.Module):
@@ -107,7 +103,7 @@ class QMambaBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, T, d)
         xc, z = self.in_proj(x).split(self.di, -1)
-        y = self.ssm(F.silu(_conv(self.conv, xc)))
+        y = self.ssm(conv_silu(self.conv, xc))
         return self.out_proj(y * F.silu(z))
 
 
@@ -160,7 +156,7 @@ class CMambaBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, T, d)
         xi, z = self.in_proj(self.norm(x)).split(self.di, -1)
-        xi = F.silu(_conv(self.conv, xi))
+        xi = conv_silu(self.conv, xi)
         dt_raw, b, c = self.x_proj(xi).split([self.rank, self.d_state, self.d_state], -1)
         y = self.ssm(xi, dt_raw, b, c)
         return self.out_proj(y * F.silu(z)) + x
@@ -183,6 +179,6 @@ class CHydraBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, T, d)
         z, xi, b, c, dt_raw = self.in_proj(x).split([self.di, self.di, self.d_state, self.d_state, self.rank], -1)
-        xi = F.silu(_conv(self.conv, xi))
+        xi = conv_silu(self.conv, xi)
         y = self.ssm(xi, dt_raw, b, c) + self.ssm(xi, dt_raw, b, c, reverse=True)
         return self.out_proj(self.norm(y) * F.silu(z))

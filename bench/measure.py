@@ -5,8 +5,9 @@
 3. wrap in DDP when ``world_size > 1``; AdamW(lr), gradient clipping at 1.0;
 4. ``steps`` optimiser steps on the rank's shard of each global batch; the first ``warmup_steps``
    are untimed (on CPU they run under the allocator profiler for ``peak_mem_train_bytes``; the
-   first one also counts ``saved_bytes_per_step``); every step all-reduces the loss and two flags
-   (non-finite loss or gradient norm; time budget spent) so that all ranks stop together;
+   first one also counts ``saved_bytes_per_step``); every step all-reduces the loss and four flags
+   (non-finite loss or gradient norm; time budget spent; checkpoint wanted; stop wanted) so that
+   all ranks act together;
 5. step times: clock read after ``cuda.synchronize``; the time of a step is the max over ranks;
 6. inference time: median of 5 no-grad forwards of one rank batch (max over ranks);
 7. held-out accuracy on ``eval_samples`` samples (blocks shared out over the ranks).

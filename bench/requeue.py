@@ -1,13 +1,13 @@
 """Cells that survive SLURM time limits and pre-emption: checkpoint, stop, requeue, resume.
 
-The pieces (the checkpoints themselves are ``bench.train.Checkpointer``):
+The pieces (the checkpoints themselves are ``bench.checkpoints.Checkpointer``):
 
 - every rank of a cell run by SLURM saves model, optimiser, RNG state and step to
   ``DIR/.checkpoints/<cell_id>/`` every ``checkpoint_every_s`` seconds (default
   ``DEFAULT_CHECKPOINT_EVERY_S``), at step boundaries, all ranks together;
 - SLURM sends ``SIGUSR2`` to every rank ``signal_delay_s`` before the time limit (``--signal``)
   and when a job is pre-empted (submitit's ``job._interrupt()`` does the same by hand). The
-  handler installed here calls ``bench.train.request_stop()``: at the next step boundary every
+  handler installed here calls ``bench.checkpoints.request_stop()``: at the next step boundary every
   rank saves a checkpoint and leaves with ``Preempted`` (exit status 75), writing no row;
 - the job is requeued — by submitit (``CellJob.checkpoint`` returns a ``DelayedSubmission``,
   ``submitit.helpers.Checkpointable``) or by the sbatch script ``qssm sbatch`` writes
@@ -34,7 +34,7 @@ KILL_WAIT_S = 120.0                   # how long a stopped rank waits for SLURM 
 
 
 def install_stop_handler(sig: int = STOP_SIGNAL, chain: bool = True) -> None:
-    """On ``sig``: ask the running cell to checkpoint and stop (``bench.train.request_stop``);
+    """On ``sig``: ask the running cell to checkpoint and stop (``bench.checkpoints.request_stop``);
     then call the handler installed before (submitit's, which requeues the job), if any."""
     from .train import request_stop
     previous = signal.getsignal(sig)

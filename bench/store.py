@@ -144,6 +144,8 @@ def environment(launcher: str | None = None, gpu_name: str | None = None, **extr
         "native_kernels": _native_kernels(),
     })
     env.update(extra)
+    if extra.get("written_by"):  # a supervisor's row: what its ranks ran is not known here
+        env["native_kernels"] = f"unknown (row written by the {extra['written_by']})"
     return env
 
 

@@ -179,11 +179,11 @@ def test_unusable_pennylane_device_fails_at_construction():
 def test_native_kernels_give_the_same_model(name, monkeypatch):
     """Every model with the native CPU kernels (scan, conv+SiLU, circuits) equals the same model
     on the torch paths: output and every parameter gradient (float64)."""
+    from native_util import require_native
     from qssm import native
     from qssm.native import build
 
-    if native.load() is None:
-        pytest.skip(f"native kernels unavailable: {native.status()}")
+    require_native()
     torch.manual_seed(7)
     model = qssm.build_model(name, **SMALL).double()
     x = torch.randn(3, 5, 21, dtype=torch.float64)

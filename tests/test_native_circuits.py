@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qssm import native
+from native_util import require_native
 from qssm.quantum import gated_circuit, ssm_circuit
 from qssm.quantum.native_circuits import MAX_QUBITS, available, gated_circuit_native, ssm_circuit_native
 from qssm.quantum.statevector import gated_circuit_torch, ssm_circuit_torch
@@ -15,10 +15,7 @@ from qssm.quantum.statevector import gated_circuit_torch, ssm_circuit_torch
 
 @pytest.fixture(autouse=True)
 def _kernels():
-    if native.load() is None:
-        if native.compiler() is None:
-            pytest.skip(f"native kernels unavailable: {native.status()}")
-        pytest.fail(f"a compiler is present but the native kernels did not load: {native.status()}")
+    require_native()
 
 
 def _values_and_grads(fn, angles, g):

@@ -5,17 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qssm import native
+from native_util import require_native
 from qssm.ssm.blocks import causal_conv
 from qssm.ssm.native_conv import _ConvSiLU, conv_silu, conv_silu_native, conv_silu_torch
 
 
 @pytest.fixture(autouse=True)
 def _kernels():
-    if native.load() is None:
-        if native.compiler() is None:
-            pytest.skip(f"native kernels unavailable: {native.status()}")
-        pytest.fail(f"a compiler is present but the native kernels did not load: {native.status()}")
+    require_native()
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
@@ -50,3 +47,14 @@ def test_dispatch_and_gradcheck():
     with pytest.raises(RuntimeError, match="native conv cannot run"):
         conv_silu_native(conv, x.detach().to(torch.bfloat16))
 
+
+
+def test_other_conv_geometries_take_the_torch_path():
+    """The kernel implements only the blocks' causal depthwise conv; anything else is left to torch."""
+    conv = torch.nn.Conv1d(6, 6, 3, groups=6, padding=1).double()
+    x = torch.randn(2, 7, 6, dtype=torch.float64)
+    y = conv_silu(conv, x)
+    want = torch.nn.functional.silu(conv(x.transpose(1, 2)).transpose(1, 2))
+    torch.testing.assert_close(y, want)
+    with pytest.raises(ValueError, match="causal depthwise"):
+        conv_silu_native(conv, x)

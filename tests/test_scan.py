@@ -4,12 +4,12 @@ compiled CPU kernel qssm/native/scan_kernel.cpp). Every test that takes the `sca
 from __future__ import annotations
 
 import functools
-import shutil
 
 import pytest
 import torch
 
 from qssm.ssm import native_scan as native
+from native_util import require_native
 from qssm import native as native_lib
 from qssm.ssm.scan import scan_reference, selective_scan
 
@@ -20,10 +20,8 @@ DELTA_RANGES = {"tiny": (1e-4, 1e-3), "mamba": (1e-3, 1e-1), "large": (1.0, 10.0
 @pytest.fixture(params=["torch", "native"])
 def scan(request):
     """selective_scan(impl="chunked") pinned to one kernel."""
-    if request.param == "native" and native_lib.load() is None:
-        if native_lib.compiler() is None:  # a machine without a compiler runs the torch kernel
-            pytest.skip(f"native kernel unavailable: {native.status()}")
-        pytest.fail(f"a compiler is present but the native kernel did not load: {native.status()}")
+    if request.param == "native":
+        require_native()  # a machine without a compiler runs the torch kernel only
     return functools.partial(selective_scan, impl="chunked", kernel=request.param)
 
 
@@ -180,8 +178,7 @@ def test_cuda_matches_cpu(a_shape):
 
 # ------------------------------------------------------------------ the native kernel itself
 
-needs_native = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None
-                                  and shutil.which("clang++") is None, reason="no C++ compiler")
+needs_native = pytest.mark.skipif(native_lib.compiler() is None, reason="no C++ compiler")
 
 
 @needs_native
@@ -235,3 +232,37 @@ def test_native_refuses_tensors_it_cannot_run():
         [t.detach().to(torch.bfloat16) for t in make_inputs(1, 4, 2, 2, dtype=torch.float32, a_shape="shared")]
     with pytest.raises(RuntimeError, match="native scan cannot run"):
         selective_scan(*inputs, kernel="native")
+
+
+@needs_native
+def test_native_empty_batch_and_channels():
+    """B = 0 or di = 0 are valid shapes: empty results, no crash (the work split divides by them)."""
+    for shape in ((0, 5, 8), (2, 5, 0)):
+        bsz, length, di = shape
+        x = torch.zeros(bsz, length, di, requires_grad=True)
+        delta = torch.ones(bsz, length, di)
+        A = -torch.ones(di, 3)
+        B, C = torch.zeros(bsz, length, 3), torch.zeros(bsz, length, 3)
+        y = selective_scan(x, delta, A, B, C, torch.ones(di), kernel="native")
+        assert y.shape == shape
+        y.sum().backward()
+        assert x.grad.shape == shape
+
+
+@needs_native
+def test_native_chunk_longer_than_sequence():
+    """A chunk far longer than L costs no more than one of length L (scratch sized by min(K, L))."""
+    inputs = make_inputs(2, 9, 8, 4, dtype=torch.float64, a_shape="channel")
+    gy = torch.randn(2, 9, 8, dtype=torch.float64)
+    want = values_and_grads(scan_reference, inputs, gy)
+    got = values_and_grads(lambda *a: selective_scan(*a, chunk=2 ** 40, kernel="native"), inputs, gy)
+    assert_match(got, want, RTOL[torch.float64])
+
+
+@needs_native
+def test_native_refuses_double_backward():
+    inputs = make_inputs(1, 6, 4, 2, dtype=torch.float64, a_shape="shared")
+    y = selective_scan(*inputs, kernel="native")
+    (gx,) = torch.autograd.grad(y.sum(), inputs[0], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        gx.sum().backward()

@@ -18,6 +18,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -71,7 +72,19 @@ def _cache_root() -> Path:
             return home
     except OSError:
         pass
-    return Path(tempfile.gettempdir()) / f"qssm-bench-native-{os.getuid()}"
+    return _private_tmp_root()
+
+
+def _private_tmp_root() -> Path:
+    """A folder under the shared temporary directory that only this user can have written: a
+    library loaded from a folder someone else could write would run their code."""
+    path = Path(tempfile.gettempdir()) / f"qssm-bench-native-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise OSError(f"refusing the kernel cache {path}: not a directory of this user's that only "
+                      "they can write (set QSSM_NATIVE_CACHE)")
+    return path
 
 
 def library_path(cxx: str) -> Path:
@@ -84,51 +97,65 @@ def library_path(cxx: str) -> Path:
     return _cache_root() / key.hexdigest()[:16] / "libqssm_native.so"
 
 
+PORTABLE_FLAGS = [f for f in BASE_FLAGS if f != "-march=native"]
+BUILD_TIMEOUT_S = 300
+
+
+def _compile(cxx: str, flag_list: list[str], out: str) -> str | None:
+    """Compile the kernels into `out`; None when it worked, else the compiler's first error line."""
+    try:
+        proc = subprocess.run([cxx, *flag_list, "-o", out, *map(str, SOURCES)], capture_output=True,
+                              text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"no result after {BUILD_TIMEOUT_S} s"
+    if proc.returncode == 0:
+        return None
+    lines = proc.stderr.strip().splitlines() or ["(no message)"]
+    return next((ln for ln in lines if "error" in ln), lines[0]).strip()
+
+
 def _build(cxx: str, target: Path) -> None:
+    """Build into a temporary file beside `target` and rename it into place (atomic: a process
+    that loads concurrently sees the old state or the whole library). A compiler that rejects
+    -march=native (some non-x86 ones) gets a second try with portable flags."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
     os.close(fd)
     try:
-        proc = subprocess.run([cxx, *flags(), "-o", tmp, *map(str, SOURCES)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-            raise OSError(f"{Path(cxx).name} failed on the native kernels: {last}")
+        error = _compile(cxx, flags(), tmp)
+        if error is not None:
+            error = _compile(cxx, PORTABLE_FLAGS, tmp) and error
+        if error is not None:
+            raise OSError(f"{Path(cxx).name} failed on the native kernels: {error}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+# The C ABI: name -> (pointer arguments, int64 arguments); every entry point returns an int status
+# (0 done, 1 out of memory, 2 other failure, -1 work-split mismatch) and has a _f32 and a _f64
+# variant. Kept beside the sources' QSSM_EXPORT lines.
+_SIGNATURES = {
+    "qssm_scan_fwd": (8, 6),
+    "qssm_scan_bwd": (14, 7),
+    "qssm_gated_fwd": (3, 4),
+    "qssm_gated_bwd": (4, 4),
+    "qssm_ssm_fwd": (4, 4),
+    "qssm_ssm_bwd": (6, 4),
+    "qssm_conv_silu_fwd": (4, 7),
+    "qssm_conv_silu_bwd": (7, 7),
+}
+
+
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    p, i64 = ctypes.c_void_p, ctypes.c_int64
-    for suffix in ("f32", "f64"):
-        fwd = getattr(lib, f"qssm_scan_fwd_{suffix}")
-        fwd.argtypes = [p] * 8 + [i64] * 6
-        fwd.restype = None
-        bwd = getattr(lib, f"qssm_scan_bwd_{suffix}")
-        bwd.argtypes = [p] * 14 + [i64] * 7
-        bwd.restype = ctypes.c_int
-    lib.qssm_scan_groups.argtypes = [i64] * 4
-    lib.qssm_scan_groups.restype = i64
-    for suffix in ("f32", "f64"):
-        fwd = getattr(lib, f"qssm_gated_fwd_{suffix}")
-        fwd.argtypes = [p] * 3 + [i64] * 4
-        fwd.restype = None
-        bwd = getattr(lib, f"qssm_gated_bwd_{suffix}")
-        bwd.argtypes = [p] * 4 + [i64] * 4
-        bwd.restype = None
-        fwd = getattr(lib, f"qssm_ssm_fwd_{suffix}")
-        fwd.argtypes = [p] * 4 + [i64] * 4
-        fwd.restype = None
-        bwd = getattr(lib, f"qssm_ssm_bwd_{suffix}")
-        bwd.argtypes = [p] * 6 + [i64] * 4
-        bwd.restype = None
-        fwd = getattr(lib, f"qssm_conv_silu_fwd_{suffix}")
-        fwd.argtypes = [p] * 4 + [i64] * 7
-        fwd.restype = None
-        bwd = getattr(lib, f"qssm_conv_silu_bwd_{suffix}")
-        bwd.argtypes = [p] * 7 + [i64] * 7
-        bwd.restype = None
+    for name, (n_ptr, n_int) in _SIGNATURES.items():
+        for suffix in ("f32", "f64"):
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes = [ctypes.c_void_p] * n_ptr + [ctypes.c_int64] * n_int
+            fn.restype = ctypes.c_int
+    lib.qssm_scan_groups.argtypes = [ctypes.c_int64] * 4
+    lib.qssm_scan_groups.restype = ctypes.c_int64
     return lib
 
 
@@ -146,7 +173,11 @@ def load() -> ctypes.CDLL | None:
             path = library_path(cxx)
             if not path.exists():
                 _build(cxx, path)
-            lib = _declare(ctypes.CDLL(str(path)))
+            try:
+                lib = _declare(ctypes.CDLL(str(path)))
+            except (OSError, AttributeError):  # a stale or damaged cached build: rebuild it once
+                _build(cxx, path)
+                lib = _declare(ctypes.CDLL(str(path)))
             reason = f"loaded {path}"
         except (OSError, AttributeError) as exc:
             lib, reason = None, f"build or load failed: {exc}"

@@ -107,16 +107,16 @@ void backward(const Conv<T>& cv, const T* gy, T* gx, T* gw, T* gbias, int64_t nt
 // x strided (sb, st in elements; channels contiguous); y, gy, gx contiguous (B, T, C);
 // gw (nthreads, K, C) and gbias (nthreads, C) zeroed partials.
 #define QSSM_CONV(T, SUFFIX)                                                                      \
-  QSSM_EXPORT void qssm_conv_silu_fwd_##SUFFIX(const T* x, const T* w, const T* bias, T* y,      \
+  QSSM_EXPORT int qssm_conv_silu_fwd_##SUFFIX(const T* x, const T* w, const T* bias, T* y,      \
                                                int64_t bsz, int64_t len, int64_t ch, int64_t k,   \
                                                int64_t sb, int64_t st, int64_t nthreads) {        \
-    forward(Conv<T>{x, w, bias, bsz, len, ch, k, sb, st}, y, nthreads);                           \
+    return qssm::guarded([&] { forward(Conv<T>{x, w, bias, bsz, len, ch, k, sb, st}, y, nthreads); });                           \
   }                                                                                               \
-  QSSM_EXPORT void qssm_conv_silu_bwd_##SUFFIX(const T* x, const T* w, const T* bias,            \
+  QSSM_EXPORT int qssm_conv_silu_bwd_##SUFFIX(const T* x, const T* w, const T* bias,            \
                                                const T* gy, T* gx, T* gw, T* gbias, int64_t bsz,  \
                                                int64_t len, int64_t ch, int64_t k, int64_t sb,    \
                                                int64_t st, int64_t nthreads) {                    \
-    backward(Conv<T>{x, w, bias, bsz, len, ch, k, sb, st}, gy, gx, gw, gbias, nthreads);          \
+    return qssm::guarded([&] { backward(Conv<T>{x, w, bias, bsz, len, ch, k, sb, st}, gy, gx, gw, gbias, nthreads); });          \
   }
 
 QSSM_CONV(float, f32)

@@ -255,14 +255,14 @@ void backward(const T* c, const T* s, const T* gout, T* gang, int64_t bsz, int q
 
 // c, s: (B', 4ql) cos and sin of half the angles (computed by the caller, vectorised).
 #define QSSM_GATED(T, SUFFIX)                                                                    \
-  QSSM_EXPORT void qssm_gated_fwd_##SUFFIX(const T* c, const T* s, T* out, int64_t bsz,          \
+  QSSM_EXPORT int qssm_gated_fwd_##SUFFIX(const T* c, const T* s, T* out, int64_t bsz,          \
                                            int64_t q, int64_t layers, int64_t nthreads) {        \
-    forward(c, s, out, bsz, static_cast<int>(q), static_cast<int>(layers), nthreads);            \
+    return qssm::guarded([&] { forward(c, s, out, bsz, static_cast<int>(q), static_cast<int>(layers), nthreads); });            \
   }                                                                                              \
-  QSSM_EXPORT void qssm_gated_bwd_##SUFFIX(const T* c, const T* s, const T* gout, T* gang,       \
+  QSSM_EXPORT int qssm_gated_bwd_##SUFFIX(const T* c, const T* s, const T* gout, T* gang,       \
                                            int64_t bsz, int64_t q, int64_t layers,               \
                                            int64_t nthreads) {                                   \
-    backward(c, s, gout, gang, bsz, static_cast<int>(q), static_cast<int>(layers), nthreads);    \
+    return qssm::guarded([&] { backward(c, s, gout, gang, bsz, static_cast<int>(q), static_cast<int>(layers), nthreads); });    \
   }
 
 QSSM_GATED(float, f32)

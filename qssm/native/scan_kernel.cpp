@@ -16,7 +16,8 @@
 // into a K×N×W scratch, then runs the adjoint recurrence G_t = C_t gy_t + dA_{t+1} ⊙ G_{t+1}.
 //
 // Reductions across channels (gB, gC: over di) and across batch/time (gA, gD) go to partial
-// buffers owned by one worker each; the caller sums them. No locks, no atomics, deterministic.
+// partial buffers the caller sums: gA/gD one per worker, gB/gC one per channel group (a group's
+// batch rows write disjoint rows). No locks, no atomics, deterministic.
 //
 // Threads: `nthreads` std::threads (the caller passes torch.get_num_threads()); 1 runs inline.
 // Built with -fopenmp-simd only (no OpenMP runtime): the pragmas ask for vectorised reductions.
@@ -171,6 +172,7 @@ struct Split {
 };
 
 inline Split make_split(int64_t bsz, int64_t di, int64_t nthreads, int64_t elem) {
+  if (bsz <= 0 || di <= 0) return {1, 1, 0};  // nothing to do (and nothing to divide by)
   const int64_t vec = 64 / elem;
   int64_t groups = 1;
   if (bsz < nthreads) groups = (nthreads + bsz - 1) / bsz;
@@ -200,7 +202,8 @@ int backward(const Args<T>& a, int64_t nthreads, int64_t groups) {
   if (s.groups != groups) return -1;  // the caller sized gB/gC for another split
   qssm::run_workers(nthreads, s.tasks, [&](int64_t worker, int64_t lo, int64_t hi) {
     const int64_t per = a.N * s.span;
-    std::vector<T> G(per), hs((a.chunk + 1) * per), dA(a.chunk * per), tmp(3 * s.span);
+    const int64_t K = std::min(a.chunk, a.L);  // a chunk never holds more than L steps
+    std::vector<T> G(per), hs((K + 1) * per), dA(K * per), tmp(3 * s.span);
     T* gA = a.gA + worker * a.N * a.di;
     T* gD = a.gD + worker * a.di;
     for (int64_t task = lo; task < hi; ++task) {
@@ -224,13 +227,13 @@ QSSM_EXPORT int64_t qssm_scan_groups(int64_t bsz, int64_t di, int64_t nthreads, 
 }
 
 #define QSSM_DEFINE(T, SUFFIX)                                                                   \
-  QSSM_EXPORT void qssm_scan_fwd_##SUFFIX(const T* x, const T* delta, const T* At, const T* Bm,  \
+  QSSM_EXPORT int qssm_scan_fwd_##SUFFIX(const T* x, const T* delta, const T* At, const T* Bm,  \
                                           const T* Cm, const T* D, T* y, T* states, int64_t bsz, \
                                           int64_t L, int64_t di, int64_t N, int64_t chunk,       \
                                           int64_t nthreads) {                                    \
     Args<T> a{x, delta, At, Bm, Cm, D, nullptr, y, states, nullptr, nullptr, nullptr, nullptr,  \
               nullptr, nullptr, bsz, L, di, N, chunk, (L + chunk - 1) / chunk};                  \
-    forward(a, nthreads);                                                                          \
+    return qssm::guarded([&] { forward(a, nthreads); });                                                      \
   }                                                                                              \
   QSSM_EXPORT int qssm_scan_bwd_##SUFFIX(const T* x, const T* delta, const T* At, const T* Bm,  \
                                           const T* Cm, const T* D, const T* states, const T* gy, \
@@ -239,7 +242,9 @@ QSSM_EXPORT int64_t qssm_scan_groups(int64_t bsz, int64_t di, int64_t nthreads, 
                                           int64_t chunk, int64_t nthreads, int64_t groups) {     \
     Args<T> a{x, delta, At, Bm, Cm, D, gy, nullptr, const_cast<T*>(states), gx, gdelta, gA, gD, \
               gB, gC, bsz, L, di, N, chunk, (L + chunk - 1) / chunk};                            \
-    return backward(a, nthreads, groups);                                                         \
+    int rc = 0;                                                                                  \
+    const int g = qssm::guarded([&] { rc = backward(a, nthreads, groups); });                    \
+    return g ? g : rc;                                      \
   }
 
 QSSM_DEFINE(float, f32)

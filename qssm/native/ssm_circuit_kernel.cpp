@@ -309,16 +309,20 @@ void backward(const Circuit<T>& cc, const T* gout, T* g_theta, T* g_u, int64_t n
 
 // c, s: (B', q) cos/sin of half the embedding angles; u: (B', l, q, 2, 2) complex as (re, im).
 #define QSSM_SSM(T, SUFFIX)                                                                        \
-  QSSM_EXPORT void qssm_ssm_fwd_##SUFFIX(const T* c, const T* s, const T* u, T* out, int64_t bsz, \
+  QSSM_EXPORT int qssm_ssm_fwd_##SUFFIX(const T* c, const T* s, const T* u, T* out, int64_t bsz, \
                                          int64_t q, int64_t layers, int64_t nthreads) {            \
-    Circuit<T> cc{int(q), int(layers), bsz, int64_t(1) << q, ring_map(int(q)), c, s, u};          \
-    forward(cc, out, nthreads);                                                                    \
+    return qssm::guarded([&] {                                                                     \
+      forward(Circuit<T>{int(q), int(layers), bsz, int64_t(1) << q, ring_map(int(q)), c, s, u}, out, \
+              nthreads);                                                                           \
+    });                                                                    \
   }                                                                                                \
-  QSSM_EXPORT void qssm_ssm_bwd_##SUFFIX(const T* c, const T* s, const T* u, const T* gout,       \
+  QSSM_EXPORT int qssm_ssm_bwd_##SUFFIX(const T* c, const T* s, const T* u, const T* gout,       \
                                          T* g_theta, T* g_u, int64_t bsz, int64_t q,               \
                                          int64_t layers, int64_t nthreads) {                       \
-    Circuit<T> cc{int(q), int(layers), bsz, int64_t(1) << q, ring_map(int(q)), c, s, u};          \
-    backward(cc, gout, g_theta, g_u, nthreads);                                                    \
+    return qssm::guarded([&] {                                                                     \
+      backward(Circuit<T>{int(q), int(layers), bsz, int64_t(1) << q, ring_map(int(q)), c, s, u},   \
+               gout, g_theta, g_u, nthreads);                                                      \
+    });                                                    \
   }
 
 QSSM_SSM(float, f32)

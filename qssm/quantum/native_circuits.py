@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from ..native import load, suffix, usable
+from torch.autograd.function import once_differentiable
+
+from ..native import call, usable
 from .statevector import _rot_matrices
 
 __all__ = ["available", "gated_circuit_native", "ssm_circuit_native", "MAX_QUBITS"]
@@ -40,13 +42,13 @@ class _NativeSSM(torch.autograd.Function):
         out = embed.new_empty(bsz, n)
         half = embed / 2
         c, s = torch.cos(half), torch.sin(half)
-        getattr(load(), f"qssm_ssm_fwd_{suffix(embed.dtype)}")(
-            c.data_ptr(), s.data_ptr(), torch.view_as_real(mats).data_ptr(), out.data_ptr(), bsz, n,
-            mats.shape[1], torch.get_num_threads())
+        call("qssm_ssm_fwd", embed.dtype, c.data_ptr(), s.data_ptr(), torch.view_as_real(mats).data_ptr(),
+             out.data_ptr(), bsz, n, mats.shape[1], torch.get_num_threads())
         ctx.save_for_backward(embed, mats)
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_out):
         embed, mats = ctx.saved_tensors
         bsz, n = embed.shape
@@ -55,16 +57,17 @@ class _NativeSSM(torch.autograd.Function):
         c, s = torch.cos(half), torch.sin(half)
         g_embed = torch.empty_like(embed)
         g_mats = torch.empty_like(mats)  # PyTorch's convention: dL/dRe + i dL/dIm
-        getattr(load(), f"qssm_ssm_bwd_{suffix(embed.dtype)}")(
-            c.data_ptr(), s.data_ptr(), torch.view_as_real(mats).data_ptr(), g_out.data_ptr(),
-            g_embed.data_ptr(), torch.view_as_real(g_mats).data_ptr(), bsz, n, mats.shape[1],
-            torch.get_num_threads())
+        call("qssm_ssm_bwd", embed.dtype, c.data_ptr(), s.data_ptr(), torch.view_as_real(mats).data_ptr(),
+             g_out.data_ptr(), g_embed.data_ptr(), torch.view_as_real(g_mats).data_ptr(), bsz, n,
+             mats.shape[1], torch.get_num_threads())
         return g_embed, g_mats
 
 
 def ssm_circuit_native(embed: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     """SSM circuit of MODELS.md §1a on the native kernel: embed (B', q), rotations (B', 3ql) -> (B', q)."""
     bsz, n = embed.shape
+    if rotations.dim() != 2 or rotations.shape[0] != bsz or rotations.shape[1] == 0 or rotations.shape[1] % (3 * n):
+        raise ValueError(f"rotations must have shape (B', 3*q*l) with B'={bsz}, q={n}; got {tuple(rotations.shape)}")
     if not available("ssm", n, embed, rotations):
         raise RuntimeError(f"the native SSM circuit cannot run this input "
                            f"(dtype {embed.dtype}/{rotations.dtype}, device {embed.device}, q={n})")
@@ -82,27 +85,31 @@ class _NativeGated(torch.autograd.Function):
         out = angles.new_empty(bsz, 3 * n_qubits)
         half = angles / 2
         c, s = torch.cos(half), torch.sin(half)
-        getattr(load(), f"qssm_gated_fwd_{suffix(angles.dtype)}")(
-            c.data_ptr(), s.data_ptr(), out.data_ptr(), bsz, n_qubits, layers, torch.get_num_threads())
+        call("qssm_gated_fwd", angles.dtype, c.data_ptr(), s.data_ptr(), out.data_ptr(), bsz, n_qubits, layers,
+             torch.get_num_threads())
         ctx.save_for_backward(angles)
         ctx.n_qubits, ctx.layers = n_qubits, layers
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_out):
         (angles,) = ctx.saved_tensors
         g_out = g_out.contiguous()
         g_angles = torch.empty_like(angles)
         half = angles / 2
         c, s = torch.cos(half), torch.sin(half)
-        getattr(load(), f"qssm_gated_bwd_{suffix(angles.dtype)}")(
-            c.data_ptr(), s.data_ptr(), g_out.data_ptr(), g_angles.data_ptr(), angles.shape[0],
-            ctx.n_qubits, ctx.layers, torch.get_num_threads())
+        call("qssm_gated_bwd", angles.dtype, c.data_ptr(), s.data_ptr(), g_out.data_ptr(), g_angles.data_ptr(),
+             angles.shape[0], ctx.n_qubits, ctx.layers, torch.get_num_threads())
         return g_angles, None
 
 
 def gated_circuit_native(angles: torch.Tensor, n_qubits: int) -> torch.Tensor:
     """Gated circuit of MODELS.md §1b on the native kernel. angles (B', 4*q*l) -> (B', 3q)."""
+    if not isinstance(n_qubits, int) or n_qubits < 2:
+        raise ValueError(f"n_qubits={n_qubits!r} is not allowed for the gated circuit; need an integer >= 2")
+    if angles.dim() != 2 or angles.shape[1] == 0 or angles.shape[1] % (4 * n_qubits):
+        raise ValueError(f"angles must have shape (B', 4*q*l) with q={n_qubits}; got {tuple(angles.shape)}")
     if not available("gated", n_qubits, angles):
         raise RuntimeError(f"the native gated circuit cannot run this input "
                            f"(dtype {angles.dtype}, device {angles.device}, q={n_qubits})")

@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..native import load, suffix, usable
+from torch.autograd.function import once_differentiable
+
+from ..native import call, usable
 
 __all__ = ["conv_silu", "conv_silu_torch", "conv_silu_native"]
 
@@ -35,14 +37,14 @@ class _ConvSiLU(torch.autograd.Function):
         w = weight.reshape(ch, k).contiguous()
         b = bias.contiguous()
         y = x.new_empty(bsz, length, ch)
-        getattr(load(), f"qssm_conv_silu_fwd_{suffix(x.dtype)}")(
-            x.data_ptr(), w.data_ptr(), b.data_ptr(), y.data_ptr(), bsz, length, ch, k,
-            x.stride(0), x.stride(1), torch.get_num_threads())
+        call("qssm_conv_silu_fwd", x.dtype, x.data_ptr(), w.data_ptr(), b.data_ptr(), y.data_ptr(), bsz, length,
+             ch, k, x.stride(0), x.stride(1), torch.get_num_threads())
         ctx.save_for_backward(x, w, b)
         ctx.weight_shape = weight.shape
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gy):
         x, w, b = ctx.saved_tensors
         bsz, length, ch = x.shape
@@ -52,13 +54,24 @@ class _ConvSiLU(torch.autograd.Function):
         gx = x.new_empty(bsz, length, ch)
         gw = x.new_zeros(threads, k, ch)
         gb = x.new_zeros(threads, ch)
-        getattr(load(), f"qssm_conv_silu_bwd_{suffix(x.dtype)}")(
-            x.data_ptr(), w.data_ptr(), b.data_ptr(), gy.data_ptr(), gx.data_ptr(), gw.data_ptr(),
-            gb.data_ptr(), bsz, length, ch, k, x.stride(0), x.stride(1), threads)
+        call("qssm_conv_silu_bwd", x.dtype, x.data_ptr(), w.data_ptr(), b.data_ptr(), gy.data_ptr(), gx.data_ptr(),
+             gw.data_ptr(), gb.data_ptr(), bsz, length, ch, k, x.stride(0), x.stride(1), threads)
         return gx, gw.sum(0).t().reshape(ctx.weight_shape), gb.sum(0)
 
 
+def _is_causal_depthwise(conv: nn.Conv1d, x: torch.Tensor) -> bool:
+    """The geometry the kernel implements: depthwise, stride 1, no dilation, padding K-1, bias."""
+    ch = x.shape[-1]
+    k = conv.kernel_size[0]
+    return (conv.in_channels == conv.out_channels == conv.groups == ch and conv.stride == (1,)
+            and conv.dilation == (1,) and conv.padding == (k - 1,) and conv.padding_mode == "zeros"
+            and conv.bias is not None)
+
+
 def conv_silu_native(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    if x.dim() != 3 or not _is_causal_depthwise(conv, x):
+        raise ValueError("the native conv takes x (B, T, C) and a causal depthwise Conv1d(C, C, K, groups=C, "
+                         "padding=K-1, bias=True)")
     if not usable(x, conv.weight, conv.bias):
         raise RuntimeError(f"the native conv cannot run this input (dtype {x.dtype}, device {x.device})")
     return _ConvSiLU.apply(x, conv.weight, conv.bias)
@@ -66,6 +79,6 @@ def conv_silu_native(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
 
 def conv_silu(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """SiLU(causal depthwise conv(x)) for x (B, T, C) -> (B, T, C)."""
-    if conv.bias is not None and usable(x, conv.weight, conv.bias):
+    if x.dim() == 3 and _is_causal_depthwise(conv, x) and usable(x, conv.weight, conv.bias):
         return _ConvSiLU.apply(x, conv.weight, conv.bias)
     return conv_silu_torch(conv, x)

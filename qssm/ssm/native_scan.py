@@ -2,16 +2,19 @@
 (qssm/native/scan_kernel.cpp).
 
 Same contract and same memory scheme as `scan_chunked` (state saved only at chunk starts,
-recomputed inside a chunk in backward), but the state of a tile of channels stays in registers
-for the whole walk instead of passing through memory once per op. CPU tensors of float32 or
-float64 only; `available(...)` says whether a call can take this path, and `scan_chunked` falls
-back to its torch implementation otherwise (CUDA, other dtypes, no compiler, QSSM_NATIVE=0).
+recomputed inside a chunk in backward), but one pass per time step over a batch row's channels
+keeps its N x di state in L1/L2 for the whole walk instead of passing it through memory once per
+tensor op. CPU tensors of float32 or float64 only; `available(...)` says whether a call can take
+this path, and `selective_scan` runs the torch twin otherwise (CUDA, other dtypes, no compiler,
+QSSM_NATIVE=0).
 """
 from __future__ import annotations
 
 import torch
 
-from ..native import load, status, suffix, usable
+from torch.autograd.function import once_differentiable
+
+from ..native import call, load, status, usable
 
 __all__ = ["available", "scan_native", "status"]
 
@@ -32,15 +35,13 @@ def _prepare(x, delta, A, B, C, D):
 
 
 def _forward(x, delta, a_t, B, C, D, chunk, keep_states):
-    lib = load()
     bsz, length, di = x.shape
     n = B.shape[-1]
     y = torch.empty_like(x)
     n_chunks = -(-length // chunk)
     states = x.new_empty(bsz, n_chunks, n, di) if keep_states else None
-    fn = getattr(lib, f"qssm_scan_fwd_{suffix(x.dtype)}")
-    fn(*map(_ptr, (x, delta, a_t, B, C, D, y, states)), bsz, length, di, n, chunk,
-       torch.get_num_threads())
+    call("qssm_scan_fwd", x.dtype, *map(_ptr, (x, delta, a_t, B, C, D, y, states)), bsz, length, di, n,
+         chunk, torch.get_num_threads())
     return y, states
 
 
@@ -54,6 +55,7 @@ class _NativeScan(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gy):
         x, delta, a_t, B, C, D, states = ctx.saved_tensors
         lib = load()
@@ -67,11 +69,9 @@ class _NativeScan(torch.autograd.Function):
         g_d = x.new_zeros(threads, di)
         g_b = x.new_zeros(groups, bsz, length, n)  # per channel group
         g_c = x.new_zeros(groups, bsz, length, n)
-        fn = getattr(lib, f"qssm_scan_bwd_{suffix(x.dtype)}")
-        rc = fn(*map(_ptr, (x, delta, a_t, B, C, D, states, gy, gx, gdelta, g_a, g_d, g_b, g_c)),
-                bsz, length, di, n, ctx.chunk, threads, groups)
-        if rc != 0:
-            raise RuntimeError(f"native scan backward: work split mismatch (groups={groups})")
+        call("qssm_scan_bwd", x.dtype,
+             *map(_ptr, (x, delta, a_t, B, C, D, states, gy, gx, gdelta, g_a, g_d, g_b, g_c)),
+             bsz, length, di, n, ctx.chunk, threads, groups)
         g_a = g_a.sum(0)  # (N, di)
         g_a = g_a.sum(1) if ctx.a_shared else g_a.t()
         if groups == 1:  # no copy: the (B, L, N) gradients are the single partial
@@ -81,12 +81,19 @@ class _NativeScan(torch.autograd.Function):
         return gx, gdelta, g_a, g_b, g_c, g_d.sum(0), None
 
 
+def _refusal(*tensors) -> str:
+    if load() is None:
+        return f"the native scan cannot run: {status()}"
+    kinds = sorted({f"{t.dtype} on {t.device}" for t in tensors})
+    return f"the native scan cannot run tensors of {', '.join(kinds)}; it takes CPU float32 or float64, one dtype"
+
+
 def scan_native(x, delta, A, B, C, D, *, chunk: int = 64):
     """Fused selective scan on CPU (contract of `scan_reference`); saves nothing under no_grad."""
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk={chunk!r} must be a positive integer")
     if not available(x, delta, A, B, C, D):
-        raise RuntimeError(f"the native scan cannot run these tensors ({status()})")
+        raise RuntimeError(_refusal(x, delta, A, B, C, D))
     tensors = (x, delta, A, B, C, D)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _NativeScan.apply(x, delta, A, B, C, D, chunk)

@@ -145,16 +145,62 @@ std::vector<int64_t> ring_map(int q) {
   return f;
 }
 
-// forward: dst[f(i)] = src[i]; inverse: dst[i] = src[f(i)].
-template <typename T>
-void permute(const Block<T>& src, const Block<T>& dst, const std::vector<int64_t>& f, bool inverse) {
-  constexpr int64_t V = lanes<T>();
+// The ring as cycles (i0, f(i0), f(f(i0)), ...), fixed points left out: cycle k is
+// idx[start[k] .. start[k+1]). Applied in place, so one buffer holds a state through the ring.
+struct Cycles {
+  std::vector<int64_t> idx, start;
+};
+
+Cycles ring_cycles(int q) {
+  const std::vector<int64_t> f = ring_map(q);
   const int64_t dim = static_cast<int64_t>(f.size());
+  std::vector<char> seen(dim, 0);
+  Cycles cy;
   for (int64_t i = 0; i < dim; ++i) {
-    const int64_t a = inverse ? i : f[i], b = inverse ? f[i] : i;
+    if (seen[i] || f[i] == i) continue;
+    cy.start.push_back(static_cast<int64_t>(cy.idx.size()));
+    int64_t j = i;
+    do {
+      seen[j] = 1;
+      cy.idx.push_back(j);
+      j = f[j];
+    } while (j != i);
+  }
+  cy.start.push_back(static_cast<int64_t>(cy.idx.size()));
+  return cy;
+}
+
+template <typename T>
+inline void move_amp(const Block<T>& st, int64_t to, int64_t from) {
+  constexpr int64_t V = lanes<T>();
+  for (int64_t v = 0; v < V; ++v) {
+    st.re[to * V + v] = st.re[from * V + v];
+    st.im[to * V + v] = st.im[from * V + v];
+  }
+}
+
+// forward: new[f(i)] = old[i]; inverse: new[i] = old[f(i)]. In place, along each cycle.
+template <typename T>
+void permute(const Block<T>& st, const Cycles& cy, bool inverse) {
+  constexpr int64_t V = lanes<T>();
+  T tr[V], ti[V];
+  for (size_t k = 0; k + 1 < cy.start.size(); ++k) {
+    const int64_t* c = cy.idx.data() + cy.start[k];
+    const int64_t n = cy.start[k + 1] - cy.start[k];
+    const int64_t keep = inverse ? c[0] : c[n - 1];
     for (int64_t v = 0; v < V; ++v) {
-      dst.re[a * V + v] = src.re[b * V + v];
-      dst.im[a * V + v] = src.im[b * V + v];
+      tr[v] = st.re[keep * V + v];
+      ti[v] = st.im[keep * V + v];
+    }
+    if (inverse) {
+      for (int64_t j = 0; j + 1 < n; ++j) move_amp(st, c[j], c[j + 1]);
+    } else {
+      for (int64_t j = n - 1; j > 0; --j) move_amp(st, c[j], c[j - 1]);
+    }
+    const int64_t last = inverse ? c[n - 1] : c[0];
+    for (int64_t v = 0; v < V; ++v) {
+      st.re[last * V + v] = tr[v];
+      st.im[last * V + v] = ti[v];
     }
   }
 }
@@ -163,7 +209,7 @@ template <typename T>
 struct Circuit {
   int q, layers;
   int64_t bsz, dim;
-  std::vector<int64_t> ring;
+  Cycles ring;
   const T *c, *s, *u;  // (B', q) cos/sin of θ/2; (B', l, q, 2, 2, 2) U as (re, im) pairs
 };
 
@@ -186,26 +232,19 @@ void load_block(const Circuit<T>& cc, int64_t b0, T* cb, T* sb, T* ub) {
   }
 }
 
-// The block's final state (after the last ring). st and tmp are two state buffers; on return
-// st names the one holding the state (the rings permute from one buffer into the other).
+// The block's final state (after the last ring), in st.
 template <typename T>
-void run_forward(const Circuit<T>& cc, const T* cb, const T* sb, const T* ub, Block<T>& st, Block<T>& tmp) {
+void run_forward(const Circuit<T>& cc, const T* cb, const T* sb, const T* ub, const Block<T>& st) {
   constexpr int64_t V = lanes<T>();
   const int q = cc.q;
   for (int64_t i = 0; i < cc.dim * V; ++i) st.re[i] = st.im[i] = T(0);
   for (int64_t v = 0; v < V; ++v) st.re[v] = T(1);
   for (int w = 0; w < q; ++w) apply_ry(st, cc.dim, int64_t(1) << (q - 1 - w), cb + w * V, sb + w * V, T(1));
   for (int k = 0; k < cc.layers; ++k) {
-    if (k > 0 && q > 1) {
-      permute(st, tmp, cc.ring, false);
-      std::swap(st, tmp);
-    }
+    if (k > 0 && q > 1) permute(st, cc.ring, false);
     for (int w = 0; w < q; ++w) apply_u(st, cc.dim, int64_t(1) << (q - 1 - w), ub + (k * q + w) * 8 * V, false);
   }
-  if (q > 1) {
-    permute(st, tmp, cc.ring, false);
-    std::swap(st, tmp);
-  }
+  if (q > 1) permute(st, cc.ring, false);
 }
 
 template <typename T>
@@ -214,14 +253,13 @@ void forward(const Circuit<T>& cc, T* out, int64_t nthreads) {
   const int64_t blocks = (cc.bsz + V - 1) / V, q = cc.q, dim = cc.dim;
   const int64_t nu = int64_t(cc.layers) * q;
   qssm::run_workers(nthreads, blocks, [&](int64_t, int64_t lo, int64_t hi) {
-    std::vector<T> buf(4 * dim * V + 2 * q * V + nu * 8 * V);
-    Block<T> a{buf.data(), buf.data() + dim * V}, b{buf.data() + 2 * dim * V, buf.data() + 3 * dim * V};
-    T *cb = buf.data() + 4 * dim * V, *sb = cb + q * V, *ub = sb + q * V;
+    std::vector<T> buf(2 * dim * V + 2 * q * V + nu * 8 * V);
+    const Block<T> fin{buf.data(), buf.data() + dim * V};
+    T *cb = buf.data() + 2 * dim * V, *sb = cb + q * V, *ub = sb + q * V;
     for (int64_t blk = lo; blk < hi; ++blk) {
       const int64_t b0 = blk * V;
       load_block(cc, b0, cb, sb, ub);
-      Block<T> fin = a, tmp = b;
-      run_forward(cc, cb, sb, ub, fin, tmp);
+      run_forward(cc, cb, sb, ub, fin);
       for (int w = 0; w < q; ++w) {
         const int64_t bit = int64_t(1) << (q - 1 - w);
         T z[V] = {};
@@ -242,16 +280,14 @@ void backward(const Circuit<T>& cc, const T* gout, T* g_theta, T* g_u, int64_t n
   const int64_t blocks = (cc.bsz + V - 1) / V, q = cc.q, dim = cc.dim;
   const int64_t nu = int64_t(cc.layers) * q;
   qssm::run_workers(nthreads, blocks, [&](int64_t, int64_t lo, int64_t hi) {
-    std::vector<T> buf(8 * dim * V + 3 * q * V + 2 * nu * 8 * V);
+    std::vector<T> buf(4 * dim * V + 3 * q * V + 2 * nu * 8 * V);
     T* base = buf.data();
-    const Block<T> s0{base, base + dim * V}, s1{base + 2 * dim * V, base + 3 * dim * V};
-    const Block<T> s2{base + 4 * dim * V, base + 5 * dim * V}, s3{base + 6 * dim * V, base + 7 * dim * V};
-    T *cb = base + 8 * dim * V, *sb = cb + q * V, *gt = sb + q * V, *ub = gt + q * V, *gu = ub + nu * 8 * V;
+    const Block<T> phi{base, base + dim * V}, lam{base + 2 * dim * V, base + 3 * dim * V};
+    T *cb = base + 4 * dim * V, *sb = cb + q * V, *gt = sb + q * V, *ub = gt + q * V, *gu = ub + nu * 8 * V;
     for (int64_t blk = lo; blk < hi; ++blk) {
       const int64_t b0 = blk * V;
       load_block(cc, b0, cb, sb, ub);
-      Block<T> phi = s0, spare = s1, lam = s2, lsp = s3;
-      run_forward(cc, cb, sb, ub, phi, spare);
+      run_forward(cc, cb, sb, ub, phi);
       // λ = M ψ with M = diag(Σ_w g_w sign_w(i))
       for (int64_t i = 0; i < dim; ++i) {
         T m[V] = {};
@@ -267,14 +303,9 @@ void backward(const Circuit<T>& cc, const T* gout, T* g_theta, T* g_u, int64_t n
           lam.im[i * V + v] = m[v] * phi.im[i * V + v];
         }
       }
-      // undo a ring on a state: permute into its spare buffer, which then names the state
-      auto unring = [&](Block<T>& x, Block<T>& sp) {
-        permute(x, sp, cc.ring, true);
-        std::swap(x, sp);
-      };
-      if (q > 1) {
-        unring(phi, spare);
-        unring(lam, lsp);
+      if (q > 1) {  // undo the final ring
+        permute(phi, cc.ring, true);
+        permute(lam, cc.ring, true);
       }
       for (int k = cc.layers - 1; k >= 0; --k) {
         for (int w = q - 1; w >= 0; --w) {
@@ -285,8 +316,8 @@ void backward(const Circuit<T>& cc, const T* gout, T* g_theta, T* g_u, int64_t n
           apply_u(lam, dim, bit, u, true);
         }
         if (k > 0 && q > 1) {
-          unring(phi, spare);
-          unring(lam, lsp);
+          permute(phi, cc.ring, true);
+          permute(lam, cc.ring, true);
         }
       }
       for (int w = q - 1; w >= 0; --w) {
@@ -312,7 +343,7 @@ void backward(const Circuit<T>& cc, const T* gout, T* g_theta, T* g_u, int64_t n
   QSSM_EXPORT int qssm_ssm_fwd_##SUFFIX(const T* c, const T* s, const T* u, T* out, int64_t bsz, \
                                          int64_t q, int64_t layers, int64_t nthreads) {            \
     return qssm::guarded([&] {                                                                     \
-      forward(Circuit<T>{int(q), int(layers), bsz, int64_t(1) << q, ring_map(int(q)), c, s, u}, out, \
+      forward(Circuit<T>{int(q), int(layers), bsz, int64_t(1) << q, ring_cycles(int(q)), c, s, u}, out, \
               nthreads);                                                                           \
     });                                                                    \
   }                                                                                                \
@@ -320,7 +351,7 @@ void backward(const Circuit<T>& cc, const T* gout, T* g_theta, T* g_u, int64_t n
                                          T* g_theta, T* g_u, int64_t bsz, int64_t q,               \
                                          int64_t layers, int64_t nthreads) {                       \
     return qssm::guarded([&] {                                                                     \
-      backward(Circuit<T>{int(q), int(layers), bsz, int64_t(1) << q, ring_map(int(q)), c, s, u},   \
+      backward(Circuit<T>{int(q), int(layers), bsz, int64_t(1) << q, ring_cycles(int(q)), c, s, u},   \
                gout, g_theta, g_u, nthreads);                                                      \
     });                                                    \
   }

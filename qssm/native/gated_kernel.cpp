@@ -1,4 +1,4 @@
-// The Gated circuit of MODELS.md §1b, one sample at a time on a CPU statevector.
+// The Gated circuit of MODELS.md §1b on a CPU statevector, a block of samples per vector lane.
 //
 // Per layer, angles consumed in order: RY(wire i) for i = 0..q-1; CRX(i, (i+1) mod q) for
 // i = 0..q-1; RY(wire i); CRX(i, (i-1) mod q) for i = q-1..0. Output per sample:

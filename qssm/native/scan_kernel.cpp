@@ -1,4 +1,4 @@
-// Fused selective scan for CPU: the recurrence of MODELS.md §2 with the state kept in registers.
+// Fused selective scan for CPU: the recurrence of MODELS.md §2 with the state kept in cache.
 //
 //   h_t = exp(Δ_t ⊙ A) ⊙ h_{t-1} + B_t ⊗ (Δ_t ⊙ x_t),   y_t = C_t · h_t + D ⊙ x_t
 //
@@ -9,13 +9,15 @@
 //   D                             (di)
 //   states                        (Bsz, nchunks, N, di)  state entering each chunk of `chunk` steps
 //
-// Work unit: one batch row b and a tile of W consecutive channels. The tile's N×W state lives in a
-// small local array (registers/L1); every input element is read once per pass and nothing of size
-// L·N·di is ever written. Forward saves the state at each chunk start when `states` is non-null.
-// Backward walks chunks in reverse: it recomputes the chunk's states from the saved entry state
-// into a K×N×W scratch, then runs the adjoint recurrence G_t = C_t gy_t + dA_{t+1} ⊙ G_{t+1}.
+// Work unit: one batch row b and a span of w consecutive channels (all of di, unless there are
+// fewer batch rows than threads). Per time step each pass is a vectorised loop over the span's
+// contiguous channels; the span's N×w state stays in L1/L2, every input element is read once per
+// pass and nothing of size L·N·di is ever written. Forward saves the state at each chunk start when
+// `states` is non-null. Backward walks chunks in reverse: it recomputes the chunk's states (and
+// their decays) from the saved entry state into a K×N×w scratch, K = min(chunk, L), then runs the
+// adjoint recurrence G_t = C_t gy_t + dA_{t+1} ⊙ G_{t+1}.
 //
-// Reductions across channels (gB, gC: over di) and across batch/time (gA, gD) go to partial
+// Reductions across channels (gB, gC: over di) and across batch/time (gA, gD) go to
 // partial buffers the caller sums: gA/gD one per worker, gB/gC one per channel group (a group's
 // batch rows write disjoint rows). No locks, no atomics, deterministic.
 //

@@ -88,7 +88,7 @@ def _refusal(*tensors) -> str:
     return f"the native scan cannot run tensors of {', '.join(kinds)}; it takes CPU float32 or float64, one dtype"
 
 
-def scan_native(x, delta, A, B, C, D, *, chunk: int = 64):
+def scan_native(x, delta, A, B, C, D, *, chunk: int = 32):
     """Fused selective scan on CPU (contract of `scan_reference`); saves nothing under no_grad."""
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk={chunk!r} must be a positive integer")

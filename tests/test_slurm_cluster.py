@@ -57,6 +57,11 @@ def qssm(*args, env, timeout=300, check=False):
     return r
 
 
+# the sweep files below start with TINY's model (the keys up to output_dim)
+TINY_MODEL_YAML = "".join(f"{k}: {TINY[k]}\n" for k in
+                          ("model", "d_model", "d_state", "n_layers", "feature_dim", "output_dim"))
+
+
 def reference_curve(c, tmp_path):
     """The loss curve of the same cell run here, uninterrupted."""
     from bench.train import run_cell
@@ -70,8 +75,7 @@ def test_sweep_as_job_arrays_failing_task_leaves_siblings_alone(slurm_env, tmp_p
     """`qssm sweep --executor slurm`: an array of 3 one-rank cells (one fails) and a 2-rank DDP
     cell in a second array; rows match sacct, the DDP cell matches a local run."""
     sweep = tmp_path / "arr.yaml"
-    sweep.write_text("model: classical_mamba\nd_model: 8\nd_state: 4\nn_layers: 1\nfeature_dim: 4\n"
-                     "output_dim: 2\nsteps: 4\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\n"
+    sweep.write_text(TINY_MODEL_YAML + "steps: 4\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\n"
                      "zip:\n  seq_len: [6, 8, 10, 8]\n  world_size: [1, 1, 1, 2]\n")
     env = {**slurm_env, "QSSM_FAULT": "raise@2,seq_len=10"}
     res = tmp_path / "res"
@@ -162,8 +166,7 @@ def test_interrupted_cell_is_requeued_and_resumes(slurm_env, tmp_path, monkeypat
 
 def test_no_wait_then_status_then_a_second_sweep_adopts_the_jobs(slurm_env, tmp_path):
     sweep = tmp_path / "nw.yaml"
-    sweep.write_text("model: classical_mamba\nd_model: 8\nd_state: 4\nn_layers: 1\nfeature_dim: 4\n"
-                     "output_dim: 2\nseq_len: 8\nsteps: 4\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\n"
+    sweep.write_text(TINY_MODEL_YAML + "seq_len: 8\nsteps: 4\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\n"
                      "grid:\n  seed: [0, 1]\n")
     env = {**slurm_env, "QSSM_FAULT": "sleep@1,seconds=4"}
     res = tmp_path / "res"
@@ -188,8 +191,7 @@ def test_sbatch_script_end_to_end_with_plain_sbatch_and_a_requeue(slurm_env, tmp
     SLURM's warning signal (USR2, as before a time limit): it checkpoints, exits 75, the script
     requeues the array task, and it resumes. sacct and the rows agree."""
     sweep = tmp_path / "sb.yaml"
-    sweep.write_text("model: classical_mamba\nd_model: 8\nd_state: 4\nn_layers: 1\nfeature_dim: 4\n"
-                     "output_dim: 2\nsteps: 20\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\n"
+    sweep.write_text(TINY_MODEL_YAML + "steps: 20\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\n"
                      "world_size: 2\ngrid:\n  seq_len: [8, 6]\n")
     res, jobs = tmp_path / "res", tmp_path / "jobs"
     qssm("sbatch", sweep, "--profile", "local", "-o", jobs, "--results", res, env=slurm_env, check=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SOURCES = [HERE / "scan_kernel.cpp", HERE / "gated_kernel.cpp", HERE / "ssm_circuit_kernel.cpp",
            HERE / "conv_kernel.cpp"]
-HEADERS = [HERE / "workers.h", HERE / "fastmath.h"]
+HEADERS = [HERE / "workers.h", HERE / "fastmath.h", HERE / "lanes.h"]
 BASE_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
               "-std=c++17", "-shared", "-fPIC", "-pthread"]
 _state: dict = {}

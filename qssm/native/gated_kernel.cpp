@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "lanes.h"
 #include "workers.h"
 
 namespace {
@@ -44,43 +45,19 @@ std::vector<Gate> gated_gates(int q, int layers) {
   return g;
 }
 
-// A block of V samples is simulated at once, one sample per vector lane: amplitude i of lane v
-// is re[i·V + v] / im[i·V + v], and every gate is a loop over amplitude pairs whose body is one
-// vector operation across the lanes (per-lane cos/sin). No data-dependent branch; a sample's
-// 2^q amplitudes and the block's angles stay in L1 at the q these models use.
-template <typename T>
-constexpr int64_t lanes() { return 64 / sizeof(T); }
-
-template <typename T>
-struct Block {
-  T *re, *im;  // (dim, V)
-};
-
 // c, s: this gate's per-lane cos/sin (V values); s -> -s (pass neg = true) gives the inverse.
 template <typename T, bool neg>
 void apply(const Block<T>& st, const Gate& g, int q, const T* __restrict c, const T* __restrict s0) {
   constexpr int64_t V = lanes<T>();
-  T s[V];
-  for (int64_t v = 0; v < V; ++v) s[v] = neg ? -s0[v] : s0[v];
   const int64_t dim = int64_t(1) << q;
-  T* __restrict re = st.re;
-  T* __restrict im = st.im;
   if (!g.crx) {
-    const int64_t bit = int64_t(1) << (q - 1 - g.a);
-    for (int64_t i = 0; i < dim; ++i) {
-      if (i & bit) continue;
-      T* r0 = re + i * V; T* r1 = re + (i | bit) * V;
-      T* m0 = im + i * V; T* m1 = im + (i | bit) * V;
-      for (int64_t v = 0; v < V; ++v) {
-        const T a = r0[v], b = r1[v], x = m0[v], y = m1[v];
-        r0[v] = c[v] * a - s[v] * b;
-        r1[v] = s[v] * a + c[v] * b;
-        m0[v] = c[v] * x - s[v] * y;
-        m1[v] = s[v] * x + c[v] * y;
-      }
-    }
+    apply_ry(st, dim, int64_t(1) << (q - 1 - g.a), c, s0, neg ? T(-1) : T(1));
     return;
   }
+  T s[V];
+  for (int64_t v = 0; v < V; ++v) s[v] = neg ? -s0[v] : s0[v];
+  T* __restrict re = st.re;
+  T* __restrict im = st.im;
   const int64_t cb = int64_t(1) << (q - 1 - g.a), tb = int64_t(1) << (q - 1 - g.b);
   for (int64_t i = 0; i < dim; ++i) {
     if (!(i & cb) || (i & tb)) continue;
@@ -102,29 +79,20 @@ void grad(const Block<T>& lam, const Block<T>& phi, const Gate& g, int q, const 
           const T* __restrict s, T* __restrict out) {
   constexpr int64_t V = lanes<T>();
   const int64_t dim = int64_t(1) << q;
-  T acc[V] = {};
   if (!g.crx) {
-    const int64_t bit = int64_t(1) << (q - 1 - g.a);
-    for (int64_t i = 0; i < dim; ++i) {
-      if (i & bit) continue;
-      const int64_t j = i | bit;
-      const T *r0 = phi.re + i * V, *r1 = phi.re + j * V, *m0 = phi.im + i * V, *m1 = phi.im + j * V;
-      const T *lr0 = lam.re + i * V, *lr1 = lam.re + j * V, *li0 = lam.im + i * V, *li1 = lam.im + j * V;
-      for (int64_t v = 0; v < V; ++v)
-        acc[v] += lr0[v] * (-s[v] * r0[v] - c[v] * r1[v]) + li0[v] * (-s[v] * m0[v] - c[v] * m1[v])
-                + lr1[v] * (c[v] * r0[v] - s[v] * r1[v]) + li1[v] * (c[v] * m0[v] - s[v] * m1[v]);
-    }
-  } else {
-    const int64_t cb = int64_t(1) << (q - 1 - g.a), tb = int64_t(1) << (q - 1 - g.b);
-    for (int64_t i = 0; i < dim; ++i) {
-      if (!(i & cb) || (i & tb)) continue;
-      const int64_t j = i | tb;
-      const T *r0 = phi.re + i * V, *r1 = phi.re + j * V, *m0 = phi.im + i * V, *m1 = phi.im + j * V;
-      const T *lr0 = lam.re + i * V, *lr1 = lam.re + j * V, *li0 = lam.im + i * V, *li1 = lam.im + j * V;
-      for (int64_t v = 0; v < V; ++v)
-        acc[v] += lr0[v] * (-s[v] * r0[v] + c[v] * m1[v]) + li0[v] * (-s[v] * m0[v] - c[v] * r1[v])
-                + lr1[v] * (c[v] * m0[v] - s[v] * r1[v]) + li1[v] * (-c[v] * r0[v] - s[v] * m1[v]);
-    }
+    grad_ry(lam, phi, dim, int64_t(1) << (q - 1 - g.a), c, s, out);
+    return;
+  }
+  T acc[V] = {};
+  const int64_t cb = int64_t(1) << (q - 1 - g.a), tb = int64_t(1) << (q - 1 - g.b);
+  for (int64_t i = 0; i < dim; ++i) {
+    if (!(i & cb) || (i & tb)) continue;
+    const int64_t j = i | tb;
+    const T *r0 = phi.re + i * V, *r1 = phi.re + j * V, *m0 = phi.im + i * V, *m1 = phi.im + j * V;
+    const T *lr0 = lam.re + i * V, *lr1 = lam.re + j * V, *li0 = lam.im + i * V, *li1 = lam.im + j * V;
+    for (int64_t v = 0; v < V; ++v)
+      acc[v] += lr0[v] * (-s[v] * r0[v] + c[v] * m1[v]) + li0[v] * (-s[v] * m0[v] - c[v] * r1[v])
+              + lr1[v] * (c[v] * m0[v] - s[v] * r1[v]) + li1[v] * (-c[v] * r0[v] - s[v] * m1[v]);
   }
   for (int64_t v = 0; v < V; ++v) out[v] = acc[v];  // the ½ of dU and the 2 of 2 Re cancel
 }

@@ -32,6 +32,12 @@ def available(circuit: str, n_qubits: int, *tensors: torch.Tensor) -> bool:
     return n_qubits <= MAX_QUBITS[circuit] and usable(*tensors)
 
 
+def _half_cos_sin(angles: torch.Tensor):
+    """cos(θ/2), sin(θ/2): the kernels take them precomputed (vectorised here, once per call)."""
+    half = angles / 2
+    return torch.cos(half), torch.sin(half)
+
+
 class _NativeSSM(torch.autograd.Function):
     """(embed (B', q) RY angles, mats (B', l, q, 2, 2) complex per-wire unitaries) -> (B', q)."""
 
@@ -40,8 +46,7 @@ class _NativeSSM(torch.autograd.Function):
         embed, mats = embed.contiguous(), mats.contiguous()
         bsz, n = embed.shape
         out = embed.new_empty(bsz, n)
-        half = embed / 2
-        c, s = torch.cos(half), torch.sin(half)
+        c, s = _half_cos_sin(embed)
         call("qssm_ssm_fwd", embed.dtype, c.data_ptr(), s.data_ptr(), torch.view_as_real(mats).data_ptr(),
              out.data_ptr(), bsz, n, mats.shape[1], torch.get_num_threads())
         ctx.save_for_backward(embed, mats)
@@ -53,8 +58,7 @@ class _NativeSSM(torch.autograd.Function):
         embed, mats = ctx.saved_tensors
         bsz, n = embed.shape
         g_out = g_out.contiguous()
-        half = embed / 2
-        c, s = torch.cos(half), torch.sin(half)
+        c, s = _half_cos_sin(embed)
         g_embed = torch.empty_like(embed)
         g_mats = torch.empty_like(mats)  # PyTorch's convention: dL/dRe + i dL/dIm
         call("qssm_ssm_bwd", embed.dtype, c.data_ptr(), s.data_ptr(), torch.view_as_real(mats).data_ptr(),
@@ -83,8 +87,7 @@ class _NativeGated(torch.autograd.Function):
         bsz = angles.shape[0]
         layers = angles.shape[1] // (4 * n_qubits)
         out = angles.new_empty(bsz, 3 * n_qubits)
-        half = angles / 2
-        c, s = torch.cos(half), torch.sin(half)
+        c, s = _half_cos_sin(angles)
         call("qssm_gated_fwd", angles.dtype, c.data_ptr(), s.data_ptr(), out.data_ptr(), bsz, n_qubits, layers,
              torch.get_num_threads())
         ctx.save_for_backward(angles)
@@ -97,8 +100,7 @@ class _NativeGated(torch.autograd.Function):
         (angles,) = ctx.saved_tensors
         g_out = g_out.contiguous()
         g_angles = torch.empty_like(angles)
-        half = angles / 2
-        c, s = torch.cos(half), torch.sin(half)
+        c, s = _half_cos_sin(angles)
         call("qssm_gated_bwd", angles.dtype, c.data_ptr(), s.data_ptr(), g_out.data_ptr(), g_angles.data_ptr(),
              angles.shape[0], ctx.n_qubits, ctx.layers, torch.get_num_threads())
         return g_angles, None

@@ -24,25 +24,31 @@ struct Block {
 
 // RY per lane: (a0, a1) <- (c a0 - s a1, s a0 + c a1); s -> -s undoes it.
 template <typename T>
-void apply_ry(const Block<T>& st, int64_t dim, int64_t bit, const T* c, const T* s, T sign) {
+void apply_ry(const Block<T>& st, int64_t dim, int64_t bit, const T* c0, const T* s0, T sign) {
   constexpr int64_t V = lanes<T>();
+  T c[V], s[V];  // local copies: provably not aliased by the state, so they stay in registers
+  for (int64_t v = 0; v < V; ++v) {
+    c[v] = c0[v];
+    s[v] = sign * s0[v];
+  }
+  T* __restrict re = st.re;
+  T* __restrict im = st.im;
   FOR_PAIRS(dim, bit, {
-    T *r0 = st.re + i * V, *r1 = st.re + j * V, *m0 = st.im + i * V, *m1 = st.im + j * V;
+    T *r0 = re + i * V, *r1 = re + j * V, *m0 = im + i * V, *m1 = im + j * V;
     for (int64_t v = 0; v < V; ++v) {
-      const T sv = sign * s[v];
       const T a = r0[v], b = r1[v], x = m0[v], y = m1[v];
-      r0[v] = c[v] * a - sv * b;
-      r1[v] = sv * a + c[v] * b;
-      m0[v] = c[v] * x - sv * y;
-      m1[v] = sv * x + c[v] * y;
+      r0[v] = c[v] * a - s[v] * b;
+      r1[v] = s[v] * a + c[v] * b;
+      m0[v] = c[v] * x - s[v] * y;
+      m1[v] = s[v] * x + c[v] * y;
     }
   })
 }
 
 // 2 Re <λ| dRY/dθ |φ> per lane (dRY = ½[[-s, -c], [c, -s]]; the ½ and the 2 cancel).
 template <typename T>
-void grad_ry(const Block<T>& lam, const Block<T>& phi, int64_t dim, int64_t bit, const T* c,
-             const T* s, T* out) {
+void grad_ry(const Block<T>& lam, const Block<T>& phi, int64_t dim, int64_t bit, const T* __restrict c,
+             const T* __restrict s, T* __restrict out) {
   constexpr int64_t V = lanes<T>();
   T acc[V] = {};
   FOR_PAIRS(dim, bit, {

@@ -23,7 +23,7 @@ __all__ = ["available", "gated_circuit_native", "ssm_circuit_native", "MAX_QUBIT
 # CRX gates cost the batched simulator several strided in-place ops each, so the kernel wins
 # through q = 14 (q=4: 14x, q=12: 7x, q=14: 2.7x); the SSM circuit's fused single-qubit groups
 # are large batched matmuls there, and the kernel (one pass per wire) wins only while a block
-# of states stays in cache (q=4: 2x, q=8: 1.2x; q=12: 0.7x).
+# of states stays in cache (q=4: 2x, q=8: 1.6x; q=12: 0.7x).
 MAX_QUBITS = {"gated": 14, "ssm": 8}
 
 

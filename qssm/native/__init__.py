@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..triton_support import interpreting
 from .build import compiler, load, loaded_status, status
 
 __all__ = ["usable", "suffix", "call", "load", "status", "loaded_status", "compiler"]
@@ -21,6 +22,8 @@ _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
 def usable(*tensors) -> bool:
+    if interpreting():  # Triton's interpreter stands for the CUDA code path: no CPU kernels on it
+        return False
     dtype = tensors[0].dtype
     if dtype not in _SUFFIX or any(t.device.type != "cpu" or t.dtype != dtype for t in tensors):
         return False

@@ -58,11 +58,12 @@ class QuantumFamilySSM(nn.Module):
         self.D = nn.Parameter(torch.ones(di))
         self.out_proj = nn.Linear(di, di, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, T, di)
+    def forward(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        # x: (B, T, di); reverse=True equals flip -> forward -> flip (every op but the scan is per timestep)
         dt_raw, b, c = self.x_proj(x).split([self.rank, self.d_state, self.d_state], -1)
-        delta = F.softplus(self.dt_proj(dt_raw))  # (B, T, di)
-        y = selective_scan(x, delta, -torch.exp(self.A_log), b, c, self.D, impl=self.scan)
+        # Δ = softplus(dt_proj(dt_raw)), the softplus applied by the scan (fused on GPU)
+        y = selective_scan(x, self.dt_proj(dt_raw), -torch.exp(self.A_log), b, c, self.D, impl=self.scan,
+                           delta_softplus=True, reverse=reverse)
         return self.out_proj(y)
 
 
@@ -80,11 +81,9 @@ class ClassicalSSM(nn.Module):
 
     def forward(self, x, dt_raw, b, c, reverse: bool = False):
         # x: (B, T, di); dt_raw: (B, T, r); b, c: (B, T, N)
-        if reverse:
-            x, dt_raw, b, c = (t.flip(1) for t in (x, dt_raw, b, c))
-        delta = F.softplus(self.dt_proj(dt_raw))
-        y = selective_scan(x, delta, -torch.exp(self.A_log), b, c, self.D, impl=self.scan)
-        return y.flip(1) if reverse else y
+        # reverse: the scan over the time-reversed inputs, flipped back (folded into the scan)
+        return selective_scan(x, self.dt_proj(dt_raw), -torch.exp(self.A_log), b, c, self.D, impl=self.scan,
+                              delta_softplus=True, reverse=reverse)
 
 
 class QMambaBlock(nn.Module):
@@ -130,7 +129,7 @@ class QHydraBlock(nn.Module):
         # x: (B, T, d)
         xs, z = self.in_proj(x).split(self.di, -1)
         fwd = self.fwd(xs)
-        bwd = self.bwd(xs.flip(1)).flip(1)
+        bwd = self.bwd(xs, reverse=True)  # = self.bwd(xs.flip(1)).flip(1)
         diag = self.diagonal(xs)
         total = self.alpha.abs() + self.beta.abs() + self.gamma.abs() + 1e-8
         y = (self.alpha * fwd + self.beta * bwd + self.gamma * diag) / total

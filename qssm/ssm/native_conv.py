@@ -78,7 +78,16 @@ def conv_silu_native(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
 
 
 def conv_silu(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """SiLU(causal depthwise conv(x)) for x (B, T, C) -> (B, T, C)."""
-    if x.dim() == 3 and _is_causal_depthwise(conv, x) and usable(x, conv.weight, conv.bias):
-        return _ConvSiLU.apply(x, conv.weight, conv.bias)
+    """SiLU(causal depthwise conv(x)) for x (B, T, C) -> (B, T, C).
+
+    CPU: the native kernel when it loads. CUDA (or Triton's interpreter): the Triton kernel or
+    cuDNN's conv1d, whichever `triton_conv.choose` measured faster for this shape. Else torch."""
+    if x.dim() == 3 and _is_causal_depthwise(conv, x):
+        if usable(x, conv.weight, conv.bias):
+            return _ConvSiLU.apply(x, conv.weight, conv.bias)
+        from . import triton_conv
+
+        if triton_conv.available(x, conv.weight, conv.bias) \
+                and triton_conv.choose(conv, x, conv_silu_torch) == "triton":
+            return triton_conv.conv_silu_triton(conv, x)
     return conv_silu_torch(conv, x)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 SCAN_IMPLS = ("reference", "chunked")
-__all__ = ["selective_scan", "scan_reference", "SCAN_IMPLS", "SCAN_KERNELS"]
+__all__ = ["selective_scan", "scan_reference", "scan_kernel", "SCAN_IMPLS", "SCAN_KERNELS"]
 
 
 def _check_shapes(x, delta, A, B, C, D) -> None:
@@ -51,30 +51,57 @@ def scan_reference(x, delta, A, B, C, D):
     return torch.stack(ys, 1)
 
 
-SCAN_KERNELS = ("auto", "native", "torch")
+SCAN_KERNELS = ("auto", "native", "triton", "torch")
 
 
-def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 32, kernel: str = "auto"):
+def scan_kernel(x, delta, A, B, C, D) -> str:
+    """The kernel `kernel="auto"` takes for these tensors: "triton" (CUDA, Triton importable),
+    "native" (CPU float32/float64, compiled kernel loaded), else "torch"."""
+    from . import native_scan, triton_scan
+
+    if triton_scan.available(x, delta, A, B, C, D) and len({t.dtype for t in (x, delta, B, C)}) == 1:
+        return "triton"
+    if native_scan.available(x, delta, A, B, C, D):
+        return "native"
+    return "torch"
+
+
+def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 32, kernel: str = "auto",
+                   delta_softplus: bool = False, reverse: bool = False):
     """Run the selective scan with the chosen implementation ("chunked" default, "reference").
 
     "chunked" saves the state only every `chunk` steps and recomputes inside a chunk in
-    backward. `kernel` picks how it runs: "native" is the fused compiled CPU kernel
-    (`qssm.ssm.native_scan`), "torch" the device-agnostic tensor-op version (`qssm.ssm.chunked`), and
-    "auto" (default) takes the native kernel for CPU float32/float64 tensors when it is built and
-    not turned off (QSSM_NATIVE=0), the torch version otherwise (CUDA included).
+    backward. `kernel` picks how it runs: "triton" the fused GPU kernels (`qssm.ssm.triton_scan`),
+    "native" the fused compiled CPU kernel (`qssm.ssm.native_scan`), "torch" the device-agnostic
+    tensor-op version (`qssm.ssm.chunked`), and "auto" (default) the first of those that can run
+    the tensors (`scan_kernel`): Triton on CUDA, native on CPU, torch otherwise.
+    `delta_softplus=True` takes Δ before its softplus; `reverse=True` scans time from the end
+    (the same as flipping x, Δ, B, C along time, scanning and flipping y back). The Triton kernels
+    fold both in; the other kernels apply them around the scan.
     """
     _check_shapes(x, delta, A, B, C, D)
     if kernel not in SCAN_KERNELS:
         raise ValueError(f"kernel={kernel!r} is not supported; allowed: {', '.join(SCAN_KERNELS)}")
-    if impl == "reference":
-        return scan_reference(x, delta, A, B, C, D)
-    if impl == "chunked":
-        if kernel != "torch":
-            from . import native_scan
+    if impl not in SCAN_IMPLS:
+        raise ValueError(f"scan={impl!r} is not supported; allowed: {', '.join(SCAN_IMPLS)}")
+    if impl == "chunked" and kernel == "auto":
+        kernel = scan_kernel(x, delta, A, B, C, D)
+    if impl == "chunked" and kernel == "triton":
+        from .triton_scan import scan_triton
 
-            if kernel == "native" or native_scan.available(x, delta, A, B, C, D):
-                return native_scan.scan_native(x, delta, A, B, C, D, chunk=chunk)
+        return scan_triton(x, delta, A, B, C, D, chunk=chunk, delta_softplus=delta_softplus, reverse=reverse)
+    if delta_softplus:
+        delta = torch.nn.functional.softplus(delta)
+    if reverse:
+        x, delta, B, C = (t.flip(1) for t in (x, delta, B, C))
+    if impl == "reference":
+        y = scan_reference(x, delta, A, B, C, D)
+    elif kernel == "native":
+        from .native_scan import scan_native
+
+        y = scan_native(x, delta, A, B, C, D, chunk=chunk)
+    else:
         from .chunked import scan_chunked
 
-        return scan_chunked(x, delta, A, B, C, D, chunk=chunk)
-    raise ValueError(f"scan={impl!r} is not supported; allowed: {', '.join(SCAN_IMPLS)}")
+        y = scan_chunked(x, delta, A, B, C, D, chunk=chunk)
+    return y.flip(1) if reverse else y

@@ -45,7 +45,7 @@ def scan_fwd(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, y_ptr, st_ptr, L, DI, N,
     bp = b_ptr + pid_b * sb_b + offs_n * sb_n
     cp = c_ptr + pid_b * sc_b + offs_n * sc_n
     yp = y_ptr + pid_b * L * DI + offs_d
-    n_chunks = tl.cdiv(L, CHUNK)
+    n_chunks = (L + CHUNK - 1) // CHUNK
     sp = st_ptr + (pid_b * n_chunks * DI + offs_d[:, None]) * N + offs_n[None, :]  # states (B, nc, DI, N)
     h = tl.zeros((BLOCK_D, BLOCK_N), dtype=ACC)
     for i in range(0, L):
@@ -93,7 +93,7 @@ def scan_bwd(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, st_ptr, gy_ptr, gx_ptr, 
     gxp = gx_ptr + pid_b * L * DI + offs_d
     gdp = gdt_ptr + pid_b * L * DI + offs_d
     part = (pid_d * n_b + pid_b) * L * N + offs_n  # (n_blk, B, L, N) partials of dB, dC
-    n_chunks = tl.cdiv(L, CHUNK)
+    n_chunks = (L + CHUNK - 1) // CHUNK
     sp = st_ptr + (pid_b * n_chunks * DI + offs_d[:, None]) * N + offs_n[None, :]
     slot = BLOCK_D * BLOCK_N
     kp1 = tl.minimum(CHUNK, L) + 1

@@ -20,7 +20,6 @@ __all__ = ["conv_silu_triton", "available", "choose", "choices"]
 
 _KERNELS: dict = {}
 _CHOICE: dict = {}
-BLOCK_T = 32
 
 
 def available(x, weight, bias) -> bool:
@@ -36,8 +35,9 @@ def kernels():
     return _KERNELS
 
 
-def _blocks(ch):
-    return BLOCK_T, min(64, ts.next_pow2(ch))
+def _blocks(ch, backward=False):
+    """(BLOCK_T, BLOCK_C): backward recomputes K shifted tiles, so it takes smaller tiles (no spills)."""
+    return (16, min(32, ts.next_pow2(ch))) if backward else (32, min(64, ts.next_pow2(ch)))
 
 
 class _ConvSiLU(torch.autograd.Function):
@@ -65,7 +65,7 @@ class _ConvSiLU(torch.autograd.Function):
         k = w.shape[1]
         if gy.stride(-1) != 1:
             gy = gy.contiguous()
-        bt, bc = _blocks(ch)
+        bt, bc = _blocks(ch, backward=True)
         n_t = -(-length // bt)
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         gx = x.new_empty(bsz, length, ch)

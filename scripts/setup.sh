@@ -29,10 +29,12 @@ ensure_env() {
       log "CUDA present: installing torch==$TORCH_VERSION (CUDA build)"
       "$py" -m pip install -q "torch==$TORCH_VERSION"
     else
-      log "no CUDA: installing the CPU build torch==$TORCH_VERSION+cpu first"
+      # pip's own configuration (pip.conf, PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS)
+      # decides where the build comes from: point it at PyTorch's CPU wheels to get the +cpu build
+      log "no CUDA: installing the CPU build torch==$TORCH_VERSION(+cpu) first"
       "$py" -m pip install -q "torch==$TORCH_VERSION+cpu" 2>/dev/null \
-        || "$py" -m pip install -q "torch==$TORCH_VERSION+cpu" \
-             --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+        || "$py" -m pip install -q "torch==$TORCH_VERSION" \
+        || { log "could not install torch==$TORCH_VERSION: configure pip (pip.conf or PIP_INDEX_URL) to reach a torch build"; exit 1; }
     fi
   fi
   log "installing qssm-bench with extras [$EXTRAS]"

@@ -50,7 +50,9 @@ def run(args) -> int:
         raise UserError(f"--threads={args.threads}: need 1 or more")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is visible here")
-    sizes = suite.QUICK if args.quick else suite.FULL
+    from . import gpu
+
+    sizes = (gpu.sizes(args.quick) if args.device == "cuda" else suite.QUICK if args.quick else suite.FULL)
     pennylane_ok = suite.pennylane_available()
     lightning = pennylane_ok and suite.lightning_available() and not args.no_lightning
     if args.mem_cap_gb is not None:
@@ -58,11 +60,14 @@ def run(args) -> int:
     else:
         avail = runner.mem_available_bytes()
         mem_cap = int(0.85 * avail) if avail else None
-    from qssm import native
+    from qssm import native, triton_support
 
     meta = {"device": args.device, "threads": args.threads, "torch": torch.__version__,
             "quick": bool(args.quick), "mem_cap_bytes": mem_cap, "lightning": lightning,
             "native": native.status()}  # builds the CPU kernels once, before any child forks
+    if args.device == "cuda":
+        meta.update(gpu=torch.cuda.get_device_name(0), gpu_kernels=triton_support.status(),
+                    lightning_gpu=gpu.lightning_gpu_available() and not args.no_lightning)
     if pennylane_ok and ("circuit" in sections or "train" in sections):
         import pennylane  # imported once here, so that forked children do not pay for it
 
@@ -71,8 +76,13 @@ def run(args) -> int:
             import pennylane_lightning  # noqa: F401
     elif not pennylane_ok:
         meta["pennylane"] = "not installed (its references are skipped)"
-    plan = suite.build_plan(sizes, device=args.device, threads=args.threads, lightning=lightning,
-                            sections=sections, pennylane=pennylane_ok)
+    if args.device == "cuda":
+        common = {"device": "cuda", "threads": args.threads, "budget_s": sizes.budget_s,
+                  "single_run_above_s": sizes.single_run_above_s}
+        plan = gpu.plan(sizes, common, lightning_gpu=meta["lightning_gpu"], sections=sections)
+    else:
+        plan = suite.build_plan(sizes, device=args.device, threads=args.threads, lightning=lightning,
+                                sections=sections, pennylane=pennylane_ok)
     isolation = args.isolation if args.isolation != "auto" else ("worker" if args.device == "cuda" else "process")
     meta["isolation"] = isolation
     worker = runner.Worker(mem_cap) if isolation == "worker" else None
@@ -99,6 +109,16 @@ def run(args) -> int:
         if worker is not None:
             worker.close()
     meta["total_s"] = time.perf_counter() - t_start
+    if args.device == "cuda":
+        derived = gpu.derive(sizes, results, meta)
+        if args.json:
+            print(json.dumps({"meta": meta, "measurements": [{"key": list(k), "spec": s, "result": results[k]}
+                                                             for k, s, _ in plan if k in results],
+                              **{k: v for k, v in derived.items() if k != "circuit"}}, indent=1, default=str))
+        else:
+            print(gpu.render(sizes, derived, meta))
+            print(f"\n(total {meta['total_s']:.0f} s)")
+        return 0
     derived = suite.derive(sizes, results)
     if args.json:
         print(json.dumps({"meta": meta, "sizes": sizes.__dict__,

@@ -3,7 +3,8 @@
 A measurement is a plain dict `spec` (kind, sizes, device, threads, timing budget) and gives a
 plain dict back: step times (warm-up excluded), the peak memory of the first step, and the bytes
 kept alive for backward. Kinds:
-  scan     selective scan fwd+bwd, impl reference|chunked, kernel auto|native|torch (qssm.ssm.scan)
+  scan     selective scan fwd+bwd, impl reference|chunked, kernel auto|native|triton|torch (qssm.ssm.scan)
+  conv     the blocks' causal conv + SiLU fwd+bwd on triton | cudnn (CUDA; qssm.ssm.triton_conv)
   circuit  SSM or Gated circuit fwd+bwd on torch|pennylane (device)   (qssm.quantum)
   train    one training step (forward, cross-entropy, backward, Adam) of a model (qssm.build_model);
            circuits "free" swaps the circuits for zero-cost stand-ins (the Amdahl floor of a step)
@@ -102,6 +103,29 @@ def _scan_workload(spec, device):
         forward().backward(gy)
 
     return step, forward, inputs
+
+
+def _conv_workload(spec, device):
+    """The blocks' causal conv + SiLU, fwd+bwd, on the pick spec["conv"] (triton | cudnn)."""
+    import os
+
+    from qssm.ssm.blocks import causal_conv
+    from qssm.ssm.native_conv import conv_silu
+
+    os.environ["QSSM_CONV"] = spec["conv"]  # a fresh process per measurement: the pin is this run's
+    g = torch.Generator().manual_seed(0)
+    conv = causal_conv(spec["C"]).to(device)
+    x = torch.randn(spec["B"], spec["L"], 2 * spec["C"], generator=g).to(device)[..., :spec["C"]].requires_grad_()
+    gy = torch.randn(spec["B"], spec["L"], spec["C"], generator=g).to(device)
+
+    def forward():
+        return conv_silu(conv, x)
+
+    def step():
+        x.grad = None
+        forward().backward(gy)
+
+    return step, forward, [x]
 
 
 def _circuit_workload(spec, device):
@@ -209,6 +233,8 @@ def measure(spec: dict) -> dict:
         small = _scan_workload(dict(spec, B=1, L=min(spec["L"], 4)), device)[0]
     elif kind == "circuit":
         step, forward, inputs, small = _circuit_workload(spec, device)
+    elif kind == "conv":
+        step, forward, inputs = _conv_workload(spec, device)
     elif kind == "train":
         step, forward, inputs = _train_workload(spec, device)
         small = _train_warmup(spec, device)
@@ -262,11 +288,10 @@ def measure(spec: dict) -> dict:
     if spec.get("saved_bytes", True):
         result["saved_bytes"] = saved_bytes(forward, exclude=inputs)
     if kind == "scan" and spec["impl"] == "chunked":
-        from qssm.ssm import native_scan
+        from qssm.ssm.scan import scan_kernel
 
         kernel = spec.get("kernel", "auto")
-        result["kernel"] = "native" if kernel == "native" or (kernel == "auto" and native_scan.available(*inputs)) \
-            else "torch"
+        result["kernel"] = scan_kernel(*inputs) if kernel == "auto" else kernel
     if not all(torch.isfinite(t.grad).all().item() for t in inputs if isinstance(t, torch.Tensor)
                and t.grad is not None):
         result["status"] = "nan"

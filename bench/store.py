@@ -130,6 +130,18 @@ def _native_kernels() -> str:
     return loaded_status()
 
 
+def _gpu_kernels(gpu_name) -> str:
+    """Which kernels CUDA tensors got in this process: Triton (with the conv's measured picks) or
+    the torch twins, and why. Only asked where a GPU ran (importing Triton costs a second)."""
+    if not gpu_name:
+        return "n/a (no GPU)"
+    from qssm import triton_support
+    from qssm.ssm.triton_conv import choices
+
+    picks = choices()
+    return triton_support.status() + (f"; conv picks {picks}" if picks else "")
+
+
 def environment(launcher: str | None = None, gpu_name: str | None = None, **extra) -> dict:
     env = dict(_static_env())
     env.update({
@@ -142,10 +154,12 @@ def environment(launcher: str | None = None, gpu_name: str | None = None, **extr
         "launcher": launcher,
         "argv": " ".join(sys.argv[:3]),
         "native_kernels": _native_kernels(),
+        "gpu_kernels": _gpu_kernels(gpu_name),
     })
     env.update(extra)
     if extra.get("written_by"):  # a supervisor's row: what its ranks ran is not known here
         env["native_kernels"] = f"unknown (row written by the {extra['written_by']})"
+        env["gpu_kernels"] = env["native_kernels"] if gpu_name else "n/a (no GPU)"
     return env
 
 

@@ -15,6 +15,5 @@ $py -c "import torch; from qssm import triton_support as t; print(torch.__versio
 timeout 900 $py -m pytest -q -x tests/test_triton.py tests/test_scan.py tests/test_statevector_fast.py -k "not install" \
   > "$out/tests.txt" 2>&1; echo "tests rc=$?" >> "$out/tests.txt"
 timeout 1500 .venv/bin/qssm micro --device cuda $quick > "$out/micro-cuda.txt" 2>&1; echo "micro rc=$?" >> "$out/micro-cuda.txt"
-timeout 1500 .venv/bin/qssm micro --device cuda $quick --json > "$out/micro-cuda.json" 2> "$out/micro-cuda.err"
 $py -m qssm.triton_aot > "$out/triton-aot.txt" 2>&1
 tail -40 "$out/micro-cuda.txt"

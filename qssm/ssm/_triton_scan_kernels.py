@@ -27,12 +27,9 @@ def softplus_grad(v):
 
 
 @triton.jit
-def scan_fwd(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, y_ptr, st_ptr, L, DI, N, CHUNK,
-             sx_b, sx_t, sx_d, sdt_b, sdt_t, sdt_d, sa_d, sa_n, sb_b, sb_t, sb_n, sc_b, sc_t, sc_n,
-             SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, KEEP: tl.constexpr,
-             BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, ACC: tl.constexpr):
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_d = tl.program_id(1)
+def _setup(pid_b, pid_d, x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, DI, N, sx_b, sx_d, sdt_b, sdt_d, sa_d, sa_n,
+           sb_b, sb_n, sc_b, sc_n, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, ACC: tl.constexpr):
+    """A program's channel/state offsets and masks, its A block and D, and its rows of x, Δ, B, C."""
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     md = offs_d < DI
@@ -44,6 +41,30 @@ def scan_fwd(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, y_ptr, st_ptr, L, DI, N,
     dp = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
     bp = b_ptr + pid_b * sb_b + offs_n * sb_n
     cp = c_ptr + pid_b * sc_b + offs_n * sc_n
+    return offs_d, offs_n, md, mn, mdn, a, dsk, xp, dp, bp, cp
+
+
+@triton.jit
+def _step(h, a, xp, dp, bp, t, sx_t, sdt_t, sb_t, md, mn, SOFTPLUS: tl.constexpr, ACC: tl.constexpr):
+    """One step of the recurrence at time t: h <- exp(Δ A) h + Δ x B; returns (h, x_t, Δ_t)."""
+    xv = tl.load(xp + t * sx_t, mask=md, other=0.0).to(ACC)
+    dv = tl.load(dp + t * sdt_t, mask=md, other=0.0).to(ACC)
+    if SOFTPLUS:
+        dv = softplus(dv)
+    bv = tl.load(bp + t * sb_t, mask=mn, other=0.0).to(ACC)
+    return tl.exp(dv[:, None] * a) * h + (dv * xv)[:, None] * bv[None, :], xv, dv
+
+
+@triton.jit
+def scan_fwd(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, y_ptr, st_ptr, L, DI, N, CHUNK,
+             sx_b, sx_t, sx_d, sdt_b, sdt_t, sdt_d, sa_d, sa_n, sb_b, sb_t, sb_n, sc_b, sc_t, sc_n,
+             SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, KEEP: tl.constexpr,
+             BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, ACC: tl.constexpr):
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    offs_d, offs_n, md, mn, mdn, a, dsk, xp, dp, bp, cp = _setup(
+        pid_b, pid_d, x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, DI, N, sx_b, sx_d, sdt_b, sdt_d, sa_d, sa_n,
+        sb_b, sb_n, sc_b, sc_n, BLOCK_D, BLOCK_N, ACC)
     yp = y_ptr + pid_b * L * DI + offs_d
     n_chunks = (L + CHUNK - 1) // CHUNK
     sp = st_ptr + (pid_b * n_chunks * DI + offs_d[:, None]) * N + offs_n[None, :]  # states (B, nc, DI, N)
@@ -56,13 +77,8 @@ def scan_fwd(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, y_ptr, st_ptr, L, DI, N,
         if KEEP:
             if i % CHUNK == 0:
                 tl.store(sp + (i // CHUNK) * DI * N, h, mask=mdn)
-        xv = tl.load(xp + t * sx_t, mask=md, other=0.0).to(ACC)
-        dv = tl.load(dp + t * sdt_t, mask=md, other=0.0).to(ACC)
-        if SOFTPLUS:
-            dv = softplus(dv)
-        bv = tl.load(bp + t * sb_t, mask=mn, other=0.0).to(ACC)
+        h, xv, dv = _step(h, a, xp, dp, bp, t, sx_t, sdt_t, sb_t, md, mn, SOFTPLUS, ACC)
         cv = tl.load(cp + t * sc_t, mask=mn, other=0.0).to(ACC)
-        h = tl.exp(dv[:, None] * a) * h + (dv * xv)[:, None] * bv[None, :]
         yv = tl.sum(h * cv[None, :], 1) + dsk * xv
         tl.store(yp + t * DI, yv.to(y_ptr.dtype.element_ty), mask=md)
 
@@ -76,19 +92,11 @@ def scan_bwd(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, st_ptr, gy_ptr, gx_ptr, 
              BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, ACC: tl.constexpr):
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
+    offs_d, offs_n, md, mn, mdn, a, dsk, xp, dp, bp, cp = _setup(
+        pid_b, pid_d, x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, DI, N, sx_b, sx_d, sdt_b, sdt_d, sa_d, sa_n,
+        sb_b, sb_n, sc_b, sc_n, BLOCK_D, BLOCK_N, ACC)
     n_b = tl.num_programs(0)
     n_blk = tl.num_programs(1)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, BLOCK_N)
-    md = offs_d < DI
-    mn = offs_n < N
-    mdn = md[:, None] & mn[None, :]
-    a = tl.load(a_ptr + offs_d[:, None] * sa_d + offs_n[None, :] * sa_n, mask=mdn, other=0.0).to(ACC)
-    dsk = tl.load(d_ptr + offs_d, mask=md, other=0.0).to(ACC)
-    xp = x_ptr + pid_b * sx_b + offs_d * sx_d
-    dp = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
-    bp = b_ptr + pid_b * sb_b + offs_n * sb_n
-    cp = c_ptr + pid_b * sc_b + offs_n * sc_n
     gyp = gy_ptr + pid_b * sg_b + offs_d * sg_d
     gxp = gx_ptr + pid_b * L * DI + offs_d
     gdp = gdt_ptr + pid_b * L * DI + offs_d
@@ -114,12 +122,7 @@ def scan_bwd(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, st_ptr, gy_ptr, gx_ptr, 
                 t = L - 1 - i
             else:
                 t = i
-            xv = tl.load(xp + t * sx_t, mask=md, other=0.0).to(ACC)
-            dv = tl.load(dp + t * sdt_t, mask=md, other=0.0).to(ACC)
-            if SOFTPLUS:
-                dv = softplus(dv)
-            bv = tl.load(bp + t * sb_t, mask=mn, other=0.0).to(ACC)
-            h = tl.exp(dv[:, None] * a) * h + (dv * xv)[:, None] * bv[None, :]
+            h, xv, dv = _step(h, a, xp, dp, bp, t, sx_t, sdt_t, sb_t, md, mn, SOFTPLUS, ACC)
             tl.store(wsp + (j + 1) * slot, h)
         tl.debug_barrier()
         h_t = h

@@ -39,6 +39,7 @@ def interp(monkeypatch):
     """The device the Triton kernels run on here: "cuda" (compiled) where a GPU is, else "cpu"
     through the interpreter (conftest.py set TRITON_INTERPRET=1 before Triton was imported)."""
     _require_triton()
+    monkeypatch.setenv("QSSM_CONV", "triton")  # on a GPU the pick is timed; these tests check the kernel
     if torch.cuda.is_available():
         monkeypatch.delenv("QSSM_TRITON", raising=False)
         return "cuda"

@@ -50,6 +50,9 @@ def run(args) -> int:
         raise UserError(f"--threads={args.threads}: need 1 or more")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is visible here")
+    if args.device == "cuda" and args.isolation == "process":
+        raise UserError("--isolation process: forked children cannot use CUDA once this process has; "
+                        "with --device cuda use worker (the default)")
     from . import gpu
 
     sizes = (gpu.sizes(args.quick) if args.device == "cuda" else suite.QUICK if args.quick else suite.FULL)

@@ -107,12 +107,11 @@ def _scan_workload(spec, device):
 
 def _conv_workload(spec, device):
     """The blocks' causal conv + SiLU, fwd+bwd, on the pick spec["conv"] (triton | cudnn)."""
-    import os
-
     from qssm.ssm.blocks import causal_conv
-    from qssm.ssm.native_conv import conv_silu
+    from qssm.ssm.native_conv import conv_silu_torch
+    from qssm.ssm.triton_conv import conv_silu_triton
 
-    os.environ["QSSM_CONV"] = spec["conv"]  # a fresh process per measurement: the pin is this run's
+    conv_silu = conv_silu_triton if spec["conv"] == "triton" else conv_silu_torch  # no env pin: workers persist
     g = torch.Generator().manual_seed(0)
     conv = causal_conv(spec["C"]).to(device)
     x = torch.randn(spec["B"], spec["L"], 2 * spec["C"], generator=g).to(device)[..., :spec["C"]].requires_grad_()

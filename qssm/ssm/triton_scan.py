@@ -64,6 +64,7 @@ def _a_strides(A):
 
 
 def _forward(x, delta, A, B, C, D, chunk, softplus, reverse, keep):
+    D = D.contiguous()
     bsz, length, di = x.shape
     n = B.shape[-1]
     blk_d, blk_n = block_d(bsz, di), ts.next_pow2(n)
@@ -91,6 +92,7 @@ class _TritonScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gy):
         x, delta, A, B, C, D, states = ctx.saved_tensors
+        D = D.contiguous()
         chunk, softplus, reverse = ctx.opts
         bsz, length, di = x.shape
         n = B.shape[-1]

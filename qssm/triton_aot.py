@@ -22,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["variants", "compile_variant", "resource_usage", "main"]
 
-_DT = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
+_DT = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "i32": "i32"}
 SCAN_SIZE = dict(B=32, di=256, N=16)
 CONV_SIZE = dict(C=256, K=4)
 

@@ -6,8 +6,9 @@ Side by side in one run on one GPU:
            least traffic any fwd+bwd must move, divided by the time) as a share of the GPU's
            memory bandwidth;
   conv     the blocks' causal conv + SiLU fwd+bwd (B=32, T=2048, C=256): Triton vs cuDNN;
-  circuit  both circuits fwd+bwd at q=8, 12, 16, B=4096: torch on CUDA vs PennyLane
-           lightning.gpu (adjoint, per sample: run at a smaller batch, compared per sample);
+  circuit  both circuits fwd+bwd at q=8, 12, 16, B=4096: the Triton kernels vs the batched torch
+           statevector twin on CUDA and PennyLane lightning.gpu (adjoint, per sample: run at a
+           smaller batch, compared per sample);
   train    a training step of each model at the seed config (B=32, T=100) and at T=4096.
 DDP scaling over a node's GPUs is measured by sweeps (world_size in a sweep file, e.g.
 claims-gpu.yaml), not here: `qssm analyze` reports its efficiency.
@@ -87,6 +88,9 @@ def plan(sizes, common: dict, *, lightning_gpu: bool, sections) -> list:
                 base = {**common, "kind": "circuit", "circuit": circuit, "q": q, "l": 2, "saved_bytes": False}
                 out.append((("circuit", circuit, "torch", q),
                             dict(base, backend="torch", qml_device=None, B=sizes.ssm_batch[q]), timeout))
+                out.append((("circuit", circuit, "twin", q),  # the batched torch statevector
+                            dict(base, backend="torch", kernel="twin", qml_device=None, B=sizes.ssm_batch[q]),
+                            timeout))
                 if lightning_gpu:
                     out.append((("circuit", circuit, "lightning.gpu", q),
                                 dict(base, backend="pennylane", qml_device="lightning.gpu",
@@ -132,10 +136,12 @@ def derive(sizes, results: dict, meta: dict) -> dict:
     circuits = []
     for key in sorted({(k[1], k[3]) for k in results if k[0] == "circuit"}):
         tr, lg = results.get(("circuit", key[0], "torch", key[1])), results.get(("circuit", key[0], "lightning.gpu", key[1]))
+        tw = results.get(("circuit", key[0], "twin", key[1]))
         ratio = None
         if _med(tr) and _med(lg):
             ratio = (_med(lg) / lg["B"]) / (_med(tr) / tr["B"])  # per sample
-        circuits.append({"circuit": key[0], "q": key[1], "torch": tr, "lightning.gpu": lg, "ratio": ratio})
+        circuits.append({"circuit": key[0], "q": key[1], "torch": tr, "twin": tw, "lightning.gpu": lg, "ratio": ratio,
+                         "vs_twin": _med(tw) / _med(tr) if _med(tw) and _med(tr) else None})
     train = [{"model": k[1], "T": int(k[2].split("=")[1]), "time_s": _med(r), "peak": r.get("peak_mem_bytes"),
               "status": r.get("status")} for k, r in results.items() if k[0] == "train"]
 
@@ -185,14 +191,15 @@ def render(sizes, d: dict, meta: dict) -> str:
     if d["conv"]:
         lines += ["", "Causal conv + SiLU fwd+bwd: " + ", ".join(f"{k} {_t(v)}" for k, v in d["conv"].items())]
     if d["circuit"]:
-        lines += ["", "Circuits fwd+bwd (l=2): torch on CUDA vs lightning.gpu (per sample)"]
+        lines += ["", "Circuits fwd+bwd (l=2): the fast path (kernel named) vs the torch statevector twin and "
+                      "lightning.gpu (per sample)"]
         for c in d["circuit"]:
-            lg = c["lightning.gpu"]
-            lines.append(f"  {c['circuit']:>5} q={c['q']:<3} torch B={c['torch'].get('B') if c['torch'] else '-'} "
-                         f"{_t(_med(c['torch'])):>11} | lightning.gpu B={lg.get('B') if lg else '-'} {_t(_med(lg)):>11}"
-                         f" | ratio {c['ratio']:.0f}x" if c["ratio"] else
-                         f"  {c['circuit']:>5} q={c['q']:<3} torch {_t(_med(c['torch']))} | lightning.gpu "
-                         f"{_t(_med(lg)) if lg else 'not installed'}")
+            tr, lg = c["torch"], c["lightning.gpu"]
+            ratio = f"{c['ratio']:.0f}x" if c["ratio"] else "-"
+            vs_twin = f"{c['vs_twin']:.1f}x" if c["vs_twin"] else "-"
+            lines.append(f"  {c['circuit']:>5} q={c['q']:<3} {(tr or {}).get('kernel', '-'):<6} B={(tr or {}).get('B', '-')} "
+                         f"{_t(_med(tr)):>11} | twin {_t(_med(c['twin'])):>11} ({vs_twin}) | lightning.gpu "
+                         f"B={lg.get('B') if lg else '-'} {_t(_med(lg)) if lg else 'not installed':>11} ({ratio})")
     if d["train"]:
         lines += ["", f"Training step (B={sizes.train_B}, seed config)"]
         for r in d["train"]:

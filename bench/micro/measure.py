@@ -135,12 +135,20 @@ def _circuit_workload(spec, device):
     dtype = getattr(torch, spec.get("dtype", "float32"))
     backend, qml_device = spec["backend"], spec.get("qml_device")
 
+    twin = spec.get("kernel") == "twin"  # the batched torch statevector, whatever the fast path is
+
     def make(bsz):
+        from qssm.quantum.statevector import gated_circuit_torch, ssm_circuit_torch
+
         if spec["circuit"] == "ssm":
             e = (torch.rand(bsz, q, generator=g, dtype=dtype) * 6 - 3).to(device).requires_grad_()
             r = torch.randn(bsz, 3 * q * layers, generator=g, dtype=dtype).to(device).requires_grad_()
+            if twin:
+                return (e, r), lambda: ssm_circuit_torch(e, r)
             return (e, r), lambda: ssm_circuit(e, r, backend=backend, device=qml_device)
         a = (torch.rand(bsz, 4 * q * layers, generator=g, dtype=dtype) * 6.28).to(device).requires_grad_()
+        if twin:
+            return (a,), lambda: gated_circuit_torch(a, q)
         return (a,), lambda: gated_circuit(a, n_qubits=q, backend=backend, device=qml_device)
 
     def stepper(bsz):
@@ -291,6 +299,10 @@ def measure(spec: dict) -> dict:
 
         kernel = spec.get("kernel", "auto")
         result["kernel"] = scan_kernel(*inputs) if kernel == "auto" else kernel
+    if kind == "circuit" and spec["backend"] == "torch":
+        from qssm.quantum import circuit_kernel
+
+        result["kernel"] = "torch" if spec.get("kernel") == "twin" else circuit_kernel(spec["circuit"], spec["q"], *inputs)
     if not all(torch.isfinite(t.grad).all().item() for t in inputs if isinstance(t, torch.Tensor)
                and t.grad is not None):
         result["status"] = "nan"

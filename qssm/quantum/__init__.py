@@ -1,8 +1,9 @@
 """The two variational circuits of MODELS.md §1 behind one API, on two interchangeable backends.
 
 - ``backend="torch"`` (default): the project's own simulators: on CPU the compiled kernels of
-  native_circuits.py where they are faster (see MAX_QUBITS there), the batched statevector
-  (statevector.py) otherwise and on CUDA.
+  native_circuits.py where they are faster (see MAX_QUBITS there), on CUDA the Triton kernels of
+  triton_circuits.py (one launch forward, one backward), the batched statevector (statevector.py)
+  otherwise (no Triton, QSSM_TRITON=0, other dtypes).
 - ``backend="pennylane"``: a QNode with the torch interface on the named PennyLane ``device``
   (default.qubit, lightning.qubit, lightning.gpu, lightning.kokkos).
 """
@@ -15,7 +16,20 @@ from .statevector import gated_circuit_torch, ssm_circuit_torch
 
 BACKENDS = ("torch", "pennylane")
 MAX_QUBITS = 24  # a 2^q statevector per sample: q = 24 is 128 MiB per sample in complex64
-__all__ = ["ssm_circuit", "gated_circuit", "BACKENDS", "QML_DEVICES", "MAX_QUBITS"]
+__all__ = ["ssm_circuit", "gated_circuit", "circuit_kernel", "BACKENDS", "QML_DEVICES", "MAX_QUBITS"]
+
+
+def circuit_kernel(circuit: str, n_qubits: int, *tensors: torch.Tensor) -> str:
+    """Which simulator backend="torch" runs for these inputs: "native" (CPU kernel), "triton"
+    (CUDA kernels) or "torch" (the batched statevector)."""
+    from . import triton_circuits
+    from .native_circuits import available
+
+    if available(circuit, n_qubits, *tensors):
+        return "native"
+    if triton_circuits.available(*tensors) and len({t.dtype for t in tensors}) == 1:
+        return "triton"
+    return "torch"
 
 
 def _check_backend(backend: str) -> None:
@@ -61,6 +75,10 @@ def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = 
 
         if available("ssm", n, embed, rotations):  # CPU, small q: the compiled kernel
             return ssm_circuit_native(embed, rotations)
+        from . import triton_circuits
+
+        if triton_circuits.available(embed, rotations) and embed.dtype == rotations.dtype:  # CUDA
+            return triton_circuits.ssm_circuit_triton(embed, rotations)
         return ssm_circuit_torch(embed, rotations)
     return ssm_circuit_pennylane(embed, rotations, device or "default.qubit")
 
@@ -86,5 +104,9 @@ def gated_circuit(angles: torch.Tensor, *, n_qubits: int, backend: str = "torch"
 
         if available("gated", n_qubits, angles):  # CPU: the compiled kernel (same values and gradients)
             return gated_circuit_native(angles, n_qubits)
+        from . import triton_circuits
+
+        if triton_circuits.available(angles):  # CUDA: the Triton kernels
+            return triton_circuits.gated_circuit_triton(angles, n_qubits)
         return gated_circuit_torch(angles, n_qubits)
     return gated_circuit_pennylane(angles, n_qubits, device or "default.qubit")

@@ -29,7 +29,7 @@ def _pre(x_row, w_ptr, bias, offs_t, offs_c, mc, T, sx_t, C, K: tl.constexpr, AC
 def conv_silu_fwd(x_ptr, w_ptr, b_ptr, y_ptr, T, C, sx_b, sx_t,
                   K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
     pid_b = tl.program_id(0).to(tl.int64)
-    offs_t = tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_t = (tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)).to(tl.int64)  # times strides
     offs_c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
     mc = offs_c < C
     bias = tl.load(b_ptr + offs_c, mask=mc, other=0.0).to(ACC)
@@ -44,7 +44,7 @@ def conv_silu_bwd(x_ptr, w_ptr, b_ptr, gy_ptr, gx_ptr, gw_ptr, gb_ptr, T, C, sx_
                   K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
     pid_b = tl.program_id(0).to(tl.int64)
     pid_t = tl.program_id(1)
-    offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_t = (pid_t * BLOCK_T + tl.arange(0, BLOCK_T)).to(tl.int64)
     offs_c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
     mc = offs_c < C
     bias = tl.load(b_ptr + offs_c, mask=mc, other=0.0).to(ACC)

@@ -137,6 +137,13 @@ def scan_triton(x, delta, A, B, C, D, *, chunk: int = 32, delta_softplus: bool =
     tensors = (x, delta, A, B, C, D)
     if not available(*tensors) or len({t.dtype for t in (x, delta, B, C)}) != 1:
         raise RuntimeError(_refusal(*tensors))
+    # the kernels index time within a batch row in 32 bits (int64 there costs registers): rows
+    # of strided views that reach 2^31 elements are copied contiguous, and longer rows refused
+    if any(t.shape[1] * max(t.stride(1), 1) + t.shape[2] >= 2**31 for t in (x, delta, B, C)):
+        x, delta, B, C = (t.contiguous() for t in (x, delta, B, C))
+        if x.shape[1] * x.shape[2] >= 2**31:
+            raise ValueError(f"x of shape {tuple(x.shape)}: L*di must stay below 2^31 for the Triton scan")
+        tensors = (x, delta, A, B, C, D)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _TritonScan.apply(x, delta, A, B, C, D, chunk, bool(delta_softplus), bool(reverse))
     y, _ = _forward(x, delta, A, B, C, D, chunk, bool(delta_softplus), bool(reverse), keep=False)

@@ -1,6 +1,6 @@
 """`qssm micro`: side-by-side micro-benchmarks of the fast paths against their references.
 
-    qssm micro [--quick] [--json] [--device cpu|cuda] [--threads N] [--only scan,circuit,train]
+    qssm micro [--quick] [--json] [--device cpu|cuda] [--threads N] [--only scan,circuit,train,ddp]
 
 One table from one run: the selective scan (reference loop vs chunked), the circuits (torch
 statevector vs PennyLane default.qubit, and lightning.qubit when installed) and a training step
@@ -15,7 +15,8 @@ import time
 
 from ..errors import UserError
 
-SECTIONS = ("scan", "circuit", "train")
+SECTIONS = ("scan", "circuit", "train", "ddp")
+DEFAULT_SECTIONS = {"cpu": "scan,circuit,train", "cuda": "scan,circuit,train,ddp"}
 
 
 def add_arguments(p) -> None:
@@ -24,8 +25,9 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the torch paths run")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads in every measurement (default 1, as PERF.md's figures)")
-    p.add_argument("--only", default=",".join(SECTIONS),
-                   help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default all)")
+    p.add_argument("--only", default=None,
+                   help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all on cuda; "
+                        "all but ddp on cpu, where ddp runs 1 and 2 gloo ranks)")
     p.add_argument("--no-lightning", action="store_true", help="skip lightning.qubit even when installed")
     p.add_argument("--mem-cap-gb", type=float, default=None,
                    help="a measurement whose memory passes this is stopped and recorded as OOM "
@@ -42,10 +44,11 @@ def run(args) -> int:
 
     from . import runner, suite
 
-    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    only = args.only if args.only is not None else DEFAULT_SECTIONS[args.device]
+    sections = tuple(s.strip() for s in only.split(",") if s.strip())
     bad = [s for s in sections if s not in SECTIONS]
     if bad or not sections:
-        raise UserError(f"--only={args.only!r}: choose from {', '.join(SECTIONS)}")
+        raise UserError(f"--only={only!r}: choose from {', '.join(SECTIONS)}")
     if args.threads < 1:
         raise UserError(f"--threads={args.threads}: need 1 or more")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -111,15 +114,28 @@ def run(args) -> int:
     finally:
         if worker is not None:
             worker.close()
+    ddp_rows = None
+    if "ddp" in sections:
+        from .ddp import measure_ddp, world_sizes
+
+        n_dev = torch.cuda.device_count() if args.device == "cuda" else 2
+        say = None if args.json else (lambda msg: print(f"  measuring {msg} ...", file=sys.stderr, flush=True))
+        ddp_rows = measure_ddp(suite.MODELS, world_sizes(n_dev), device=args.device,
+                               per_rank=sizes.train_B, seq_len=sizes.train_T, progress=say)
     meta["total_s"] = time.perf_counter() - t_start
     if args.device == "cuda":
         derived = gpu.derive(sizes, results, meta)
+        derived["ddp"] = ddp_rows
         if args.json:
             print(json.dumps({"meta": meta, "measurements": [{"key": list(k), "spec": s, "result": results[k]}
                                                              for k, s, _ in plan if k in results],
                               **{k: v for k, v in derived.items() if k != "circuit"}}, indent=1, default=str))
         else:
             print(gpu.render(sizes, derived, meta))
+            if ddp_rows:
+                from .ddp import render_ddp
+
+                print("\n" + render_ddp(ddp_rows, sizes.train_B))
             print(f"\n(total {meta['total_s']:.0f} s)")
         return 0
     derived = suite.derive(sizes, results)
@@ -129,10 +145,14 @@ def run(args) -> int:
                                            for k, s, _ in plan if k in results],
                           "scan": _strip(derived["scan"]), "scan_slope": derived["scan_slope"],
                           "circuit": _strip(derived["circuit"]), "train": _strip(derived["train"]),
-                          "targets": derived["targets"]}, indent=1, default=str))
+                          "targets": derived["targets"], "ddp": ddp_rows}, indent=1, default=str))
     else:
         meta["results"] = results
         print(suite.render(sizes, derived, meta))
+        if ddp_rows:
+            from .ddp import render_ddp
+
+            print("\n" + render_ddp(ddp_rows, sizes.train_B))
         print(f"\n(total {meta['total_s']:.0f} s)")
     return 0
 

@@ -10,8 +10,8 @@ Side by side in one run on one GPU:
            statevector twin on CUDA and PennyLane lightning.gpu (adjoint, per sample: run at a
            smaller batch, compared per sample);
   train    a training step of each model at the seed config (B=32, T=100) and at T=4096.
-DDP scaling over a node's GPUs is measured by sweeps (world_size in a sweep file, e.g.
-claims-gpu.yaml), not here: `qssm analyze` reports its efficiency.
+  ddp      DDP step time and scaling efficiency over the node's GPUs, world size 1, 2, 4, .. n
+           (bench/micro/ddp.py: one `qssm train` cell per model and world size, nccl).
 """
 from __future__ import annotations
 

@@ -32,6 +32,10 @@ from .errors import UserError
 
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64")
+PRECISIONS = ("fp32", "fp64", "bf16-mixed", "fp16-mixed")  # bench.stability says what each runs
+# Fields added after cell ids were first published: hashed into cell_id only away from these
+# values (so every older cell keeps its id; fp32/fp64 are already in dtype).
+_ID_QUIET = {"precision": ("fp32", "fp64"), "track_activations": (0,)}
 # Fields that limit an attempt but do not change its measurements: not hashed into cell_id.
 RUN_LIMIT_FIELDS = ("time_budget_s",)
 # Cell fields that are model settings (passed to qssm.build_model under the same name).
@@ -65,6 +69,7 @@ class Cell:
     world_size: int = 1                         # DDP ranks
     device: str = "cpu"                         # cpu | cuda (rank r uses cuda:LOCAL_RANK)
     dtype: str = "float32"                      # float32 | float64 (parameters and inputs)
+    precision: str | None = None                # fp32 | fp64 | bf16-mixed | fp16-mixed (None: from dtype)
     steps: int = 100                            # optimiser steps, warm-up included
     warmup_steps: int = 5                       # leading steps excluded from timing
     lr: float = 1e-3                            # AdamW learning rate
@@ -72,6 +77,7 @@ class Cell:
     eval_samples: int = 512                     # held-out samples scored for accuracy
     num_threads: int = 0                        # torch threads per rank; 0 = auto (cores / ranks)
     time_budget_s: float | None = None          # wall-time limit of an attempt (None: none)
+    track_activations: int = 0                  # per-block activation RMS every k steps (0: off)
     # --- model settings (None where the model does not use them) ---
     n_qubits: int | None = _MD["n_qubits"]              # q
     qlcu_layers: int | None = _MD["qlcu_layers"]        # l
@@ -120,6 +126,9 @@ class Cell:
     def identity(self) -> dict:
         """The exact values hashed into ``cell_id``."""
         ident = {k: getattr(self, k) for k in schema.CELL_FIELD_NAMES if k not in RUN_LIMIT_FIELDS}
+        for k, quiet in _ID_QUIET.items():
+            if ident[k] in quiet:
+                del ident[k]
         if is_file_task(self.task):
             from .tasks import file_digest
             ident["task"] = "file-sha256:" + file_digest(self.task[len("file:"):])
@@ -137,8 +146,12 @@ class Cell:
             parts.append(self.task if not is_file_task(self.task) else "file")
         if self.seed:
             parts.append(f"seed={self.seed}")
-        if self.dtype != "float32":
+        if self.precision not in ("fp32", "fp64"):
+            parts.append(self.precision)
+        elif self.dtype != "float32":
             parts.append(self.dtype)
+        if self.track_activations:
+            parts.append(f"act/{self.track_activations}")
         if self.device != "cpu":
             parts.append(self.device)
         return " ".join(parts)
@@ -152,12 +165,12 @@ assert set(CELL_FIELDS) == set(schema.CELL_FIELD_NAMES), "bench.schema.CELL_COLU
 DEFAULTS = {f.name: f.default for f in fields(Cell) if f.default is not dataclasses.MISSING}
 
 _INT = {"seq_len": 1, "batch_size": 1, "world_size": 1, "steps": 1, "warmup_steps": 0, "seed": 0,
-        "eval_samples": 1, "num_threads": 0, "n_qubits": 1, "qlcu_layers": 1, "feature_dim": 1, "d_model": 1,
+        "eval_samples": 1, "num_threads": 0, "track_activations": 0, "n_qubits": 1, "qlcu_layers": 1, "feature_dim": 1, "d_model": 1,
         "d_state": 1, "n_layers": 1, "output_dim": 1, "hidden_dim": 1, "chunk_size": 1, "quantum_steps": 1}
 _INT_MAX = 2 ** 63 - 1
 _FLOAT = ("lr", "dropout", "time_budget_s")
-_STR = ("model", "task", "device", "dtype", "quantum_backend", "qml_device", "scan")
-_NULLABLE = set(MODEL_SETTING_FIELDS) - {"feature_dim", "output_dim", "dropout"} | {"time_budget_s"}
+_STR = ("model", "task", "device", "dtype", "precision", "quantum_backend", "qml_device", "scan")
+_NULLABLE = set(MODEL_SETTING_FIELDS) - {"feature_dim", "output_dim", "dropout"} | {"time_budget_s", "precision"}
 
 
 def is_file_task(task: str) -> bool:
@@ -233,6 +246,14 @@ def _validate_run_settings(c: Cell) -> None:
         raise _bad("device", c.device, f"choose one of {', '.join(DEVICES)}")
     if c.dtype not in DTYPES:
         raise _bad("dtype", c.dtype, f"choose one of {', '.join(DTYPES)}")
+    precision = c.precision if c.precision is not None else ("fp64" if c.dtype == "float64" else "fp32")
+    if precision not in PRECISIONS:
+        raise _bad("precision", precision, f"choose one of {', '.join(PRECISIONS)}")
+    if precision != "fp64" and c.dtype == "float64":
+        raise UserError(f"dtype=float64 is not allowed with precision={precision}; precision decides the "
+                        "parameters' dtype: use precision fp64 (or leave dtype unset)")
+    object.__setattr__(c, "precision", precision)
+    object.__setattr__(c, "dtype", "float64" if precision == "fp64" else "float32")
     if c.world_size > 4096:
         raise _bad("world_size", c.world_size, "need an integer in 1..4096")
     if c.batch_size % c.world_size:

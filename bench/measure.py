@@ -1,13 +1,17 @@
 """The measurement of one training cell on one rank: ``train(cell, env)``, in this order:
 
-1. seed everything from ``cell.seed``; build the model (``layout="BTD"``), cast to ``dtype``;
+1. seed everything from ``cell.seed``; build the model (``layout="BTD"``), cast to ``dtype``
+   (float32 parameters for the mixed precisions; the forward runs under autocast, see
+   ``bench.stability``);
 2. memory of one no-grad forward (``peak_mem_infer_bytes``);
-3. wrap in DDP when ``world_size > 1``; AdamW(lr), gradient clipping at 1.0;
+3. wrap in DDP when ``world_size > 1``; AdamW(lr), gradient clipping at 1.0 (norm accumulated in
+   float64; fp16-mixed scales the loss);
 4. ``steps`` optimiser steps on the rank's shard of each global batch; the first ``warmup_steps``
    are untimed (on CPU they run under the allocator profiler for ``peak_mem_train_bytes``; the
    first one also counts ``saved_bytes_per_step``); every step all-reduces the loss and four flags
    (non-finite loss or gradient norm; time budget spent; checkpoint wanted; stop wanted) so that
-   all ranks act together;
+   all ranks act together; a non-finite step is not applied: it is replayed to locate the first
+   non-finite module (``bench.stability``) and the cell stops as ``nan``;
 5. step times: clock read after ``cuda.synchronize``; the time of a step is the max over ranks;
 6. inference time: median of 5 no-grad forwards of one rank batch (max over ranks);
 7. held-out accuracy on ``eval_samples`` samples (blocks shared out over the ranks).
@@ -48,6 +52,7 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
     from qssm import build_model, count_parameters
 
     from .metrics import CpuTensorMemory, SavedTensorBytes, device_name, peak_rss_bytes, sync, time_stats
+    from .stability import ActivationTracker, Precision, clip_, grad_norm, locate_divergence
     from .tasks import make_task
 
     m = partial if partial is not None else {}
@@ -60,7 +65,8 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    dtype = getattr(torch, cell.dtype)
+    prec = Precision(cell.precision, device)
+    dtype = prec.param_dtype
     m["device_name"] = device_name(device)
     m["mem_source"] = "cuda" if device.type == "cuda" else "cpu-tensors"
     local_b = cell.batch_size // world
@@ -88,14 +94,30 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
     m["steps_run"] = 0
 
     def step_fn(model, opt, params, x, y, step):
-        logits = model(x)  # x: (b, T, D) -> (b, O)
+        """One step; returns (loss, gradient norm, finite). A non-finite step is not applied."""
+        with prec.autocast():
+            logits = model(x)  # x: (b, T, D) -> (b, O)
         loss = F.cross_entropy(logits.float(), y)
         loss = _fire(faults, step, loss)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        return loss.detach(), gnorm
+        scaler = prec.scaler
+        if scaler is not None:
+            scaler.scaled(loss).backward()
+            scaler.unscale_(params)
+        else:
+            loss.backward()
+        gnorm = grad_norm(params)
+        loss_ok, grads_ok = bool(torch.isfinite(loss)), bool(torch.isfinite(gnorm))
+        if scaler is not None:  # inf gradients under loss scaling: skip the step, halve the scale
+            scaler.update(grads_ok)
+            if loss_ok and grads_ok:
+                clip_(params, gnorm)
+                opt.step()
+            return loss.detach(), gnorm, loss_ok
+        if loss_ok and grads_ok:
+            clip_(params, gnorm)
+            opt.step()
+        return loss.detach(), gnorm, loss_ok and grads_ok
 
     with mem:
         with phase("build"):
@@ -122,6 +144,7 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             ddp = model
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cell.lr)
+        tracker = ActivationTracker(model, cell.track_activations)
         start = 0
         state = checkpoint.load() if checkpoint is not None else None
         ok = allreduce([1.0 if state is not None else 0.0])[0] == world  # all ranks or none
@@ -153,10 +176,11 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             x, y = shard(task.train_batch(step, cell.batch_size))
             sync(device)
             t0 = time.perf_counter()
-            loss, gnorm = step_fn(ddp, opt, params, x, y, step)
+            with tracker.step(step):
+                loss, gnorm, finite = step_fn(ddp, opt, params, x, y, step)
             sync(device)
             dt = time.perf_counter() - t0
-            bad = 0.0 if (math.isfinite(loss.item()) and math.isfinite(float(gnorm))) else 1.0
+            bad = 0.0 if finite else 1.0
             late = 1.0 if (deadline is not None and time.monotonic() > deadline) else 0.0
             want = 1.0 if (checkpoint is not None and checkpoint.want()) else 0.0
             stop = 1.0 if stop_requested() else 0.0
@@ -164,8 +188,8 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
                                                               stop])
             m["steps_run"] = step + 1
             if n_bad:
-                raise NanLoss(f"training loss or gradient norm is not finite at step {step} "
-                              f"(loss {loss.item()!r} on rank {rank})")
+                raise NanLoss(_diverged(m, step, rank, loss, gnorm, bad and locate_divergence(
+                    model, x, y, prec, F.cross_entropy), tracker))
             losses.append(total / world)
             step_times.append(dt)
             m["final_loss"] = losses[-1]
@@ -194,6 +218,8 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
     for step in range(max(start, cell.warmup_steps), cell.steps):  # timed: no hooks, no profiler
         run_step(step)
     m["loss_curve"] = json.dumps([round(v, 7) for v in losses])
+    m["activation_curve"], m["activation_rms_max"] = tracker.curve_json(), tracker.maxima_json()
+    tracker.close()
     if device.type == "cuda":
         m["peak_mem_train_bytes"] = float(torch.cuda.max_memory_allocated(device))
     m["saved_bytes_per_step"] = float(saved) if saved is not None else None
@@ -244,6 +270,24 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
     m["peak_mem_infer_bytes"] = mems[1] if mems[1] >= 0 else None
     m["peak_rss_bytes"] = mems[2]
     return m
+
+
+def _diverged(m: dict, step: int, rank: int, loss, gnorm, where, tracker) -> str:
+    """Fill the divergence columns of a nan row; returns the error text."""
+    m["diverged_step"] = step
+    if where:  # this rank saw the non-finite values and replayed the step
+        tracker.note(where["block_rms"])
+        m["diverged_module"], m["diverged_phase"] = where["module"], where["phase"]
+    m["activation_curve"], m["activation_rms_max"] = tracker.curve_json(), tracker.maxima_json()
+    if m.get("diverged_module"):
+        at = f"; first non-finite: {m['diverged_module']} ({m['diverged_phase']})"
+    elif where:
+        at = ("; on replay every module output and its gradient was finite: a parameter gradient overflowed, "
+              "or the fault did not recur (injected or non-deterministic)")
+    else:
+        at = ""
+    return (f"training loss or gradient norm is not finite at step {step} (loss {loss.item()!r}, gradient norm "
+            f"{float(gnorm)!r} on rank {rank}){at}")
 
 
 def _cast(model, dtype) -> None:

@@ -7,7 +7,10 @@ to merge files of different versions.
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Older versions this one reads, upgraded on reading (bench.store): version 1 lacked precision,
+# track_activations and the divergence/activation columns (null there; precision from dtype).
+READABLE_VERSIONS = (1, 2)
 META_SCHEMA_KEY = b"qssm.schema_version"
 META_ENV_KEY = b"qssm.env"
 
@@ -21,7 +24,9 @@ CELL_COLUMNS = [
     ("batch_size", "int64", "global batch size (split evenly across ranks)"),
     ("world_size", "int64", "number of DDP ranks"),
     ("device", "string", "cpu or cuda"),
-    ("dtype", "string", "float32 or float64"),
+    ("dtype", "string", "float32 or float64: the parameters' dtype (float64 exactly when precision is fp64)"),
+    ("precision", "string", "fp32, fp64, bf16-mixed or fp16-mixed (autocast with float32 parameters; fp16 "
+     "with loss scaling)"),
     ("steps", "int64", "optimiser steps requested (warm-up included)"),
     ("warmup_steps", "int64", "leading steps excluded from timing"),
     ("lr", "float64", "AdamW learning rate"),
@@ -31,6 +36,7 @@ CELL_COLUMNS = [
      "cores; the value used is threads_per_rank)"),
     ("time_budget_s", "float64", "wall-time budget of the attempt in seconds (null: none); a run limit, "
      "not part of cell_id"),
+    ("track_activations", "int64", "record each block's output RMS every k steps (0: off; see activation_curve)"),
     ("n_qubits", "Int64", "q (quantum models only; null otherwise)"),
     ("qlcu_layers", "Int64", "l, circuit layers (quantum models only)"),
     ("feature_dim", "int64", "D, input features per timestep"),
@@ -75,6 +81,13 @@ METRIC_COLUMNS = [
     ("device_name", "string", "CPU or GPU model name"),
     ("threads_per_rank", "int64", "torch intra-op threads per rank"),
     ("loss_curve", "string", "JSON list: training loss at every step run (mean over ranks)"),
+    ("diverged_step", "Int64", "nan rows: the step (0-based) whose loss or gradient norm was not finite"),
+    ("diverged_module", "string", "nan rows: first module whose output (forward) or whose backward (its input "
+     "gradient) was non-finite when that step was replayed; '(loss)' when only the loss was"),
+    ("diverged_phase", "string", "nan rows: forward or backward (null when the replay was finite)"),
+    ("activation_rms_max", "string", "JSON {block: largest RMS of its output seen} (tracked steps and, on "
+     "nan rows, the replayed step); blocks are the model's top-level modules, blocks.0, blocks.1, .."),
+    ("activation_curve", "string", "JSON list of [step, {block: RMS}] every track_activations steps"),
 ]
 
 COLUMNS = CELL_COLUMNS + METRIC_COLUMNS

@@ -348,6 +348,23 @@ def _row_files(results_dir: Path):
                 yield Path(root) / f
 
 
+def _upgrade(table, version: int):
+    """A version-1 table as version 2: precision from dtype, the new columns null (0 for
+    track_activations)."""
+    n = table.num_rows
+    names = table.column_names
+    if "precision" not in names:
+        dtypes = table.column("dtype").to_pylist() if "dtype" in names else ["float32"] * n
+        table = table.append_column("precision", pa.array(["fp64" if d == "float64" else "fp32" for d in dtypes],
+                                                          pa.string()))
+    if "track_activations" not in table.column_names:
+        table = table.append_column("track_activations", pa.array([0] * n, pa.int64()))
+    for name, dtype, _ in schema.COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(n, ARROW_SCHEMA.field(name).type))
+    return table
+
+
 def read_results(results_dir) -> Results:
     """Merge a results folder into one DataFrame with the schema's dtypes. Unreadable files are
     reported in ``problems`` (and skipped); files of different schema versions are refused."""
@@ -370,7 +387,9 @@ def read_results(results_dir) -> Results:
             problems.append(f"{rel}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
             continue
         versions.setdefault(version, []).append(rel)
-        if version == schema.SCHEMA_VERSION:
+        if version in schema.READABLE_VERSIONS and version != schema.SCHEMA_VERSION:
+            table = _upgrade(table, version)
+        if version in schema.READABLE_VERSIONS:
             missing = [c for c in schema.COLUMN_NAMES if c not in table.column_names]
             if missing:
                 problems.append(f"{rel}: missing columns {missing[:3]}")
@@ -381,14 +400,16 @@ def read_results(results_dir) -> Results:
         except ValueError:
             envs[rel] = {}
         tables.append(table.append_column("file", pa.array([rel] * table.num_rows, pa.string())))
-    if len(versions) > 1:
+    foreign = sorted(v for v in versions if v not in schema.READABLE_VERSIONS)
+    if foreign and len(versions) > 1:
         parts = [f"version {v} ({len(fs)} files, e.g. {fs[0]})" for v, fs in sorted(versions.items())]
         raise UserError(f"{results_dir}: mixes result schema versions: {'; '.join(parts)}; "
                         "read them separately (move one set to another folder)")
-    version = next(iter(versions), None)
-    if version is not None and version != schema.SCHEMA_VERSION:
-        raise UserError(f"{results_dir}: result schema version {version}, but this qssm-bench reads "
-                        f"version {schema.SCHEMA_VERSION}")
+    if foreign:
+        raise UserError(f"{results_dir}: result schema version {foreign[0]}, but this qssm-bench reads "
+                        f"versions {', '.join(map(str, schema.READABLE_VERSIONS))}")
+    # older readable versions were upgraded to this one as they were read
+    version = (schema.SCHEMA_VERSION if versions else None)
     if tables:
         df = pa.concat_tables([t.replace_schema_metadata(None) for t in tables]).to_pandas()
     else:

@@ -113,7 +113,8 @@ class QuantumHydraSSM(_Base):
         x_b = x[:, h:].mean(1) if t > 1 else x_f
         x_g = x.mean(1)
         a = self.coeffs / torch.sqrt((self.coeffs.abs() ** 2).sum())
-        mixed = a[0] * x_f + a[1] * x_b + a[2] * x_g  # complex (B, d)
+        real = a.real.dtype  # under fp16 autocast x is float16: no complex-half arithmetic
+        mixed = a[0] * x_f.to(real) + a[1] * x_b.to(real) + a[2] * x_g.to(real)  # complex (B, d)
         return self.head(mixed.abs())
 
 
@@ -158,7 +159,8 @@ class QuantumHydraGated(_Base):
         h_b = self.recurrence_bwd(xs.flip(1))
         h_g = self.global_proj(self.branches_global(xs.mean(1)))
         a = self.coeffs
-        c = a[0] * h_f + a[1] * h_b + a[2] * h_g  # complex (B, H)
+        real = a.real.dtype  # under fp16 autocast the h are float16: no complex-half arithmetic
+        c = a[0] * h_f.to(real) + a[1] * h_b.to(real) + a[2] * h_g.to(real)  # complex (B, H)
         c = c / torch.sqrt((c.abs() ** 2).sum(-1, keepdim=True) + 1e-8)
         return self.head(c.abs())
 

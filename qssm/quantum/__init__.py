@@ -70,6 +70,11 @@ def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = 
         raise ValueError(
             f"rotations must have shape (B', 3*q*l) with B'={bsz}, q={n}, l>=1; got {tuple(rotations.shape)}"
         )
+    from ..amp import full_precision, needs_full_precision, upcast
+
+    if needs_full_precision(embed, rotations):  # mixed precision: a float32 statevector, autocast off
+        with full_precision(embed.device.type):
+            return ssm_circuit(*upcast(embed, rotations), backend=backend, device=device)
     if backend == "torch":
         from .native_circuits import available, ssm_circuit_native
 
@@ -99,6 +104,11 @@ def gated_circuit(angles: torch.Tensor, *, n_qubits: int, backend: str = "torch"
     _check_batch("angles", angles)
     if angles.shape[1] == 0 or angles.shape[1] % (4 * n_qubits):
         raise ValueError(f"angles must have shape (B', 4*q*l) with q={n_qubits}, l>=1; got {tuple(angles.shape)}")
+    from ..amp import full_precision, needs_full_precision, upcast
+
+    if needs_full_precision(angles):  # mixed precision: a float32 statevector, autocast off
+        with full_precision(angles.device.type):
+            return gated_circuit(*upcast(angles), n_qubits=n_qubits, backend=backend, device=device)
     if backend == "torch":
         from .native_circuits import available, gated_circuit_native
 

@@ -90,6 +90,14 @@ def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 
         from .triton_scan import scan_triton
 
         return scan_triton(x, delta, A, B, C, D, chunk=chunk, delta_softplus=delta_softplus, reverse=reverse)
+    from ..amp import full_precision, needs_full_precision, upcast
+
+    if needs_full_precision(x, delta, A, B, C, D):  # mixed precision: a float32 state, autocast off
+        out_dtype = x.dtype
+        with full_precision(x.device.type):
+            y = selective_scan(*upcast(x, delta, A, B, C, D), impl=impl, chunk=chunk, kernel=kernel,
+                               delta_softplus=delta_softplus, reverse=reverse)
+        return y.to(out_dtype)
     if delta_softplus:
         delta = torch.nn.functional.softplus(delta)
     if reverse:

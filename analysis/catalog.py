@@ -68,7 +68,7 @@ def relevant_fields(model: str) -> tuple[str, ...]:
 
 
 # The implementation a measurement is about. qml_device only matters with the pennylane backend.
-IMPL_FIELDS = ("device", "dtype", "scan", "quantum_backend", "qml_device")
+IMPL_FIELDS = ("device", "dtype", "precision", "scan", "quantum_backend", "qml_device")
 
 # Fields that determine the parameter count (MODELS.md formulas: T, C, B, dropout do not).
 COUNT_FIELDS = ("n_qubits", "qlcu_layers", "feature_dim", "d_model", "d_state", "n_layers",

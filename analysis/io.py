@@ -4,8 +4,8 @@
 starting with ``.`` or ``_`` are skipped, as ``pandas.read_parquet`` skips them, so temporary files
 and the default report folder ``_report`` are never read). It
 
-* refuses a folder whose files carry different ``qssm.schema_version`` values, or a version other
-  than the one this code reads (``AnalysisError``);
+* refuses a folder holding a ``qssm.schema_version`` this code does not read, or that mixes one
+  with others (``AnalysisError``); version-1 files are read and upgraded (precision from dtype);
 * reports, and skips, a file that cannot be read or is not a qssm result (no schema version);
 * keeps every row whatever its status; only ``status == "ok"`` rows count as measurements
   (``Results.ok``), the others are reported.
@@ -113,6 +113,15 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _upgrade(rows: pd.DataFrame) -> pd.DataFrame:
+    """Version-1 rows as version 2: precision from dtype, track_activations 0."""
+    miss = rows["precision"].isna()
+    if miss.any():
+        rows.loc[miss, "precision"] = np.where(rows.loc[miss, "dtype"].astype(str) == "float64", "fp64", "fp32")
+    rows["track_activations"] = rows["track_activations"].fillna(0)
+    return rows
+
+
 def load_results(path) -> Results:
     root = Path(path)
     if not root.exists():
@@ -132,18 +141,20 @@ def load_results(path) -> Results:
         df["_file"] = str(f.relative_to(root)) if root.is_dir() else f.name
         frames.append(df)
         envs.append(env)
-    if len(versions) > 1:
+    readable = schema.READABLE_VERSIONS
+    foreign = sorted(v for v in versions if v not in readable)
+    if foreign and len(versions) > 1:
         parts = ", ".join(f"{v} ({len(fs)} files, e.g. {fs[0].name})" for v, fs in sorted(versions.items()))
         raise AnalysisError(f"{root} mixes result schema versions: {parts}; analyse them separately")
     if not frames:
         raise AnalysisError(f"no readable result file in {root} ({len(problems)} skipped; first: "
                             f"{problems[0]})")
-    (version,) = versions
-    if version != schema.SCHEMA_VERSION:
-        raise AnalysisError(f"{root} holds results of schema version {version}; this analysis reads "
-                            f"version {schema.SCHEMA_VERSION}")
+    if foreign:
+        raise AnalysisError(f"{root} holds results of schema version {foreign[0]}; this analysis reads "
+                            f"versions {', '.join(map(str, readable))}")
+    version = schema.SCHEMA_VERSION  # older readable versions are upgraded below
     frames = [f.dropna(axis=1, how="all") if len(f) else f for f in frames]
-    rows = coerce(pd.concat(frames, ignore_index=True, sort=False))
+    rows = _upgrade(coerce(pd.concat(frames, ignore_index=True, sort=False)))
     return Results(path=root, rows=rows, schema_version=version, n_files=len(files),
                    problems=problems, envs=envs)
 

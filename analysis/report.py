@@ -25,6 +25,7 @@ from .checks import ClaimResult, evaluate
 from .claims import CLAIMS, NOT_MEASURABLE
 from .errors import AnalysisError
 from .io import Results
+from .stability import section as stability_section
 
 REPORT = "report.md"
 CSV = "claims.csv"
@@ -162,7 +163,7 @@ def render(res: Results, results: list[ClaimResult], plots: list[tuple[str, str]
         L.append(f"| `{r.claim.id}` | {r.claim.section} | {_cell(r.claim.title)} | "
                  f"{_cell(r.implementation)} | **{r.verdict}** | {_cell(r.evidence)} |")
     L += ["", "## How verdicts are decided", "", S.RULES, ""]
-    L += ["Implementation: device and dtype; the selective-scan implementation (`scan`) when an SSM "
+    L += ["Implementation: device, dtype and precision (mixed precisions are shown by name); the selective-scan implementation (`scan`) when an SSM "
           "model is involved; the quantum backend (and PennyLane device) when a quantum model is. "
           "Each implementation present in the folder gets its own verdict.", ""]
     L += ["## Plots", ""]
@@ -201,6 +202,7 @@ def render(res: Results, results: list[ClaimResult], plots: list[tuple[str, str]
             L.append(f"| {_cell(ch.subject)} | {_cell(ch.context)} | {_num(ch.estimate)} | {ci} | "
                      f"{ch.verdict} | {_cell(ch.reason)} | {ch.n_cells} | {_cell(ch.detail)} |")
         L.append("")
+    L += stability_section(res.rows)
     L += ["## Runs that did not finish ok", ""] + _status_section(res) + [""]
     L += ["## Skipped files", ""]
     L += ([f"- `{_cell(p)}`" for p in res.problems] if res.problems else ["None: every file was read."])
@@ -228,6 +230,9 @@ def write_report(res: Results, out, n_boot: int = S.N_BOOT, seed: int = 0, plots
         if plots and len(res.ok):
             from .plots import draw_all  # seaborn/matplotlib only when drawing
             made = draw_all(res.ok, tmp)
+        if plots:
+            from .stability import draw as draw_stability
+            made += draw_stability(res.rows, tmp)
         claims_frame(results).to_csv(tmp / CSV, index=False)
         (tmp / REPORT).write_text(render(res, results, made), encoding="utf-8")
         try:

@@ -94,7 +94,9 @@ def prepare(ok: pd.DataFrame) -> pd.DataFrame:
 def impl_label(impl: dict) -> str:
     if not impl:
         return "any implementation"
-    parts = [f"{impl.get('device') or '?'}/{impl.get('dtype') or '?'}"]
+    prec = impl.get("precision")
+    shown = prec if prec and prec not in ("fp32", "fp64") else impl.get("dtype")
+    parts = [f"{impl.get('device') or '?'}/{shown or '?'}"]
     if impl.get("scan"):
         parts.append(f"scan={impl['scan']}")
     if impl.get("quantum_backend"):
@@ -114,19 +116,19 @@ def claim_models(claim: Claim) -> tuple[str, ...]:
 
 
 def implementations(df: pd.DataFrame, models) -> list[dict]:
-    """The implementations present among the rows of these models: device and dtype, the scan
+    """The implementations present among the rows of these models: device, dtype and precision, the scan
     (if an SSM model is among them) and the quantum backend (if a quantum model is)."""
     rows = df[df["model"].isin(list(models))]
     use_scan = any(m in C.SSM for m in models)
     use_q = any(m in C.QUANTUM for m in models)
     out = []
-    for (device, dtype), sub in group_rows(rows, ["device", "dtype"]).items():
+    for (device, dtype, precision), sub in group_rows(rows, ["device", "dtype", "precision"]).items():
         scans = sorted({_norm(v) for v in sub["scan"]} - {None}) if use_scan else []
         backends = sorted({(_norm(b), _norm(q)) for b, q in zip(sub["quantum_backend"], sub["qml_device"])
                            if _norm(b) is not None}, key=str) if use_q else []
         for scan in scans or [None]:
             for qb, qd in backends or [(None, None)]:
-                impl = {"device": device, "dtype": dtype}
+                impl = {"device": device, "dtype": dtype, "precision": precision}
                 if use_scan:
                     impl["scan"] = scan
                 if use_q:
@@ -144,7 +146,7 @@ def select_impl(df: pd.DataFrame, impl: dict) -> pd.DataFrame:
         col = _obj(df[f])
         isna = np.array([c is None for c in col], dtype=bool)
         eq = np.array([c == v for c in col], dtype=bool)
-        if f in ("device", "dtype") or v is None:
+        if f in ("device", "dtype", "precision") or v is None:
             mask &= eq if v is not None else isna
         else:  # a model that has no such field (null) fits every implementation
             mask &= isna | eq

@@ -144,6 +144,8 @@ class Cell:
         parts.append(f"W={self.world_size}")
         if self.task != "marked_recall":
             parts.append(self.task if not is_file_task(self.task) else "file")
+        if self.lr != DEFAULTS["lr"]:
+            parts.append(f"lr={self.lr:g}")
         if self.seed:
             parts.append(f"seed={self.seed}")
         if self.precision not in ("fp32", "fp64"):

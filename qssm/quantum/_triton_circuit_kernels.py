@@ -61,6 +61,30 @@ def _observable(kind, z):
 
 
 @triton.jit
+def _times_observable(o00, o01r, o01i, o11, r0, m0, r1, m1):
+    """O (a0, a1) for the Hermitian O of _observable: (O a)_0 = o00 a0 + o01 a1, (O a)_1 = conj(o01) a0 + o11 a1."""
+    t0r = o00 * r0 + o01r * r1 - o01i * m1
+    t0i = o00 * m0 + o01r * m1 + o01i * r1
+    t1r = o01r * r0 + o01i * m0 + o11 * r1
+    t1i = o01r * m0 - o01i * r0 + o11 * m1
+    return t0r, t0i, t1r, t1i
+
+
+@triton.jit
+def _load_pair(re_ptr, im_ptr, p0, p1, mask):
+    return (tl.load(re_ptr + p0, mask=mask, other=0.0), tl.load(im_ptr + p0, mask=mask, other=0.0),
+            tl.load(re_ptr + p1, mask=mask, other=0.0), tl.load(im_ptr + p1, mask=mask, other=0.0))
+
+
+@triton.jit
+def _store_pair(re_ptr, im_ptr, p0, p1, mask, b0r, b0i, b1r, b1i):
+    tl.store(re_ptr + p0, b0r, mask=mask)
+    tl.store(im_ptr + p0, b0i, mask=mask)
+    tl.store(re_ptr + p1, b1r, mask=mask)
+    tl.store(im_ptr + p1, b1i, mask=mask)
+
+
+@triton.jit
 def _gate_row(gates_ptr, g):
     return (tl.load(gates_ptr + 4 * g), tl.load(gates_ptr + 4 * g + 1), tl.load(gates_ptr + 4 * g + 2),
             tl.load(gates_ptr + 4 * g + 3))
@@ -98,13 +122,9 @@ def circuit_fwd(cos_ptr, sin_ptr, gates_ptr, meas_ptr, re_ptr, im_ptr, out_ptr, 
             i0, i1 = _pairs(j0 + tl.arange(0, BLOCK_P), p)
             on = ((i0 & cmask) == cmask)[None, :] & ms[:, None]  # control bit set (always, without one)
             p0, p1 = rows + i0[None, :], rows + i1[None, :]
-            r0, m0 = tl.load(re_ptr + p0, mask=on, other=0.0), tl.load(im_ptr + p0, mask=on, other=0.0)
-            r1, m1 = tl.load(re_ptr + p1, mask=on, other=0.0), tl.load(im_ptr + p1, mask=on, other=0.0)
+            r0, m0, r1, m1 = _load_pair(re_ptr, im_ptr, p0, p1, on)
             b0r, b0i, b1r, b1i = _apply(u00r, u00i, u01r, u01i, u10r, u10i, u11r, u11i, r0, m0, r1, m1)
-            tl.store(re_ptr + p0, b0r, mask=on)
-            tl.store(im_ptr + p0, b0i, mask=on)
-            tl.store(re_ptr + p1, b1r, mask=on)
-            tl.store(im_ptr + p1, b1i, mask=on)
+            _store_pair(re_ptr, im_ptr, p0, p1, on, b0r, b0i, b1r, b1i)
         tl.debug_barrier()
     for q in range(0, n_meas):  # <O> = Σ_pairs conj(a) O a
         kind = tl.load(meas_ptr + 2 * q)
@@ -115,8 +135,7 @@ def circuit_fwd(cos_ptr, sin_ptr, gates_ptr, meas_ptr, re_ptr, im_ptr, out_ptr, 
             i0, i1 = _pairs(j0 + tl.arange(0, BLOCK_P), p)
             m = ms[:, None] & (i0 >= 0)[None, :]
             p0, p1 = rows + i0[None, :], rows + i1[None, :]
-            r0, m0 = tl.load(re_ptr + p0, mask=m, other=0.0), tl.load(im_ptr + p0, mask=m, other=0.0)
-            r1, m1 = tl.load(re_ptr + p1, mask=m, other=0.0), tl.load(im_ptr + p1, mask=m, other=0.0)
+            r0, m0, r1, m1 = _load_pair(re_ptr, im_ptr, p0, p1, m)
             # 2 Re(conj(a0) o01 a1) + o00 |a0|^2 + o11 |a1|^2
             cr = r0 * r1 + m0 * m1  # conj(a0) a1
             ci = r0 * m1 - m0 * r1
@@ -147,13 +166,8 @@ def circuit_bwd(cos_ptr, sin_ptr, gates_ptr, meas_ptr, re_ptr, im_ptr, lre_ptr, 
             i0, i1 = _pairs(j0 + tl.arange(0, BLOCK_P), p)
             m = ms[:, None] & (i0 >= 0)[None, :]
             p0, p1 = rows + i0[None, :], rows + i1[None, :]
-            r0, m0 = tl.load(re_ptr + p0, mask=m, other=0.0), tl.load(im_ptr + p0, mask=m, other=0.0)
-            r1, m1 = tl.load(re_ptr + p1, mask=m, other=0.0), tl.load(im_ptr + p1, mask=m, other=0.0)
-            # (O ψ)_0 = o00 a0 + o01 a1 ; (O ψ)_1 = conj(o01) a0 + o11 a1
-            t0r = o00 * r0 + o01r * r1 - o01i * m1
-            t0i = o00 * m0 + o01r * m1 + o01i * r1
-            t1r = o01r * r0 + o01i * m0 + o11 * r1
-            t1i = o01r * m0 - o01i * r0 + o11 * m1
+            r0, m0, r1, m1 = _load_pair(re_ptr, im_ptr, p0, p1, m)
+            t0r, t0i, t1r, t1i = _times_observable(o00, o01r, o01i, o11, r0, m0, r1, m1)
             tl.store(lre_ptr + p0, tl.load(lre_ptr + p0, mask=m, other=0.0) + gq * t0r, mask=m)
             tl.store(lim_ptr + p0, tl.load(lim_ptr + p0, mask=m, other=0.0) + gq * t0i, mask=m)
             tl.store(lre_ptr + p1, tl.load(lre_ptr + p1, mask=m, other=0.0) + gq * t1r, mask=m)
@@ -172,26 +186,15 @@ def circuit_bwd(cos_ptr, sin_ptr, gates_ptr, meas_ptr, re_ptr, im_ptr, lre_ptr, 
             i0, i1 = _pairs(j0 + tl.arange(0, BLOCK_P), p)
             on = ((i0 & cmask) == cmask)[None, :] & ms[:, None]  # control bit set (always, without one)
             p0, p1 = rows + i0[None, :], rows + i1[None, :]
-            r0, m0 = tl.load(re_ptr + p0, mask=on, other=0.0), tl.load(im_ptr + p0, mask=on, other=0.0)
-            r1, m1 = tl.load(re_ptr + p1, mask=on, other=0.0), tl.load(im_ptr + p1, mask=on, other=0.0)
-            l0r, l0i = tl.load(lre_ptr + p0, mask=on, other=0.0), tl.load(lim_ptr + p0, mask=on, other=0.0)
-            l1r, l1i = tl.load(lre_ptr + p1, mask=on, other=0.0), tl.load(lim_ptr + p1, mask=on, other=0.0)
+            r0, m0, r1, m1 = _load_pair(re_ptr, im_ptr, p0, p1, on)
+            l0r, l0i, l1r, l1i = _load_pair(lre_ptr, lim_ptr, p0, p1, on)
             # Im <λ|G ψ> over this gate's pairs
-            t0r = o00 * r0 + o01r * r1 - o01i * m1
-            t0i = o00 * m0 + o01r * m1 + o01i * r1
-            t1r = o01r * r0 + o01i * m0 + o11 * r1
-            t1i = o01r * m0 - o01i * r0 + o11 * m1
+            t0r, t0i, t1r, t1i = _times_observable(o00, o01r, o01i, o11, r0, m0, r1, m1)
             acc += tl.sum(l0r * t0i - l0i * t0r + l1r * t1i - l1i * t1r, 1)
             b0r, b0i, b1r, b1i = _apply(u00r, u00i, u01r, u01i, u10r, u10i, u11r, u11i, r0, m0, r1, m1)
-            tl.store(re_ptr + p0, b0r, mask=on)
-            tl.store(im_ptr + p0, b0i, mask=on)
-            tl.store(re_ptr + p1, b1r, mask=on)
-            tl.store(im_ptr + p1, b1i, mask=on)
+            _store_pair(re_ptr, im_ptr, p0, p1, on, b0r, b0i, b1r, b1i)
             b0r, b0i, b1r, b1i = _apply(u00r, u00i, u01r, u01i, u10r, u10i, u11r, u11i, l0r, l0i, l1r, l1i)
-            tl.store(lre_ptr + p0, b0r, mask=on)
-            tl.store(lim_ptr + p0, b0i, mask=on)
-            tl.store(lre_ptr + p1, b1r, mask=on)
-            tl.store(lim_ptr + p1, b1i, mask=on)
+            _store_pair(lre_ptr, lim_ptr, p0, p1, on, b0r, b0i, b1r, b1i)
         if col >= 0:
             tl.store(gang_ptr + s * n_ang + col, acc.to(gang_ptr.dtype.element_ty), mask=ms)
         tl.debug_barrier()

@@ -158,6 +158,8 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             step_times.extend(state["step_times"])
             saved = state.get("saved")
             m.update(state.get("metrics", {}))
+            if prec.scaler is not None and state.get("loss_scale"):
+                prec.scaler.scale = state["loss_scale"]
             start = state["step"]
             m["_resumed_from_step"] = start  # underscore: goes to the file metadata, not a column
         if device.type == "cuda":
@@ -169,6 +171,7 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "losses": list(losses), "step_times": list(step_times), "saved": saved,
+                "loss_scale": prec.scaler.scale if prec.scaler is not None else None,
                 "metrics": {k: v for k, v in m.items() if k.startswith(("peak_mem", "n_params"))},
             }, barrier=(dist.barrier if dist is not None else (lambda: None)))
 

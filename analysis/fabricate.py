@@ -21,7 +21,7 @@ from bench import schema
 from . import catalog as C
 
 RUN_DEFAULTS = {"task": "marked_recall", "seq_len": 100, "batch_size": 8, "world_size": 1,
-                "device": "cpu", "dtype": "float32", "precision": "fp32", "track_activations": 0, "steps": 20, "warmup_steps": 5, "lr": 1e-3,
+                "device": "cpu", "dtype": "float32", "precision": "fp32", "track_activations": 0, "lr_schedule": "constant", "eval_every": 0, "steps": 20, "warmup_steps": 5, "lr": 1e-3,
                 "seed": 0, "feature_dim": 64, "output_dim": 10, "dropout": 0.1}
 MODEL_DEFAULTS = {"n_qubits": 4, "qlcu_layers": 2, "d_model": 128, "d_state": 16, "n_layers": 2,
                   "hidden_dim": 64, "chunk_size": 16, "quantum_steps": 32, "quantum_backend": "torch",

@@ -35,7 +35,8 @@ DTYPES = ("float32", "float64")
 PRECISIONS = ("fp32", "fp64", "bf16-mixed", "fp16-mixed")  # bench.stability says what each runs
 # Fields added after cell ids were first published: hashed into cell_id only away from these
 # values (so every older cell keeps its id; fp32/fp64 are already in dtype).
-_ID_QUIET = {"precision": ("fp32", "fp64"), "track_activations": (0,)}
+_ID_QUIET = {"precision": ("fp32", "fp64"), "track_activations": (0,), "lr_schedule": ("constant",),
+             "eval_every": (0,), "target_accuracy": (None,)}
 # Fields that limit an attempt but do not change its measurements: not hashed into cell_id.
 RUN_LIMIT_FIELDS = ("time_budget_s",)
 # Cell fields that are model settings (passed to qssm.build_model under the same name).
@@ -72,7 +73,10 @@ class Cell:
     precision: str | None = None                # fp32 | fp64 | bf16-mixed | fp16-mixed (None: from dtype)
     steps: int = 100                            # optimiser steps, warm-up included
     warmup_steps: int = 5                       # leading steps excluded from timing
-    lr: float = 1e-3                            # AdamW learning rate
+    lr: float = 1e-3                            # AdamW learning rate (peak of the schedule)
+    lr_schedule: str = "constant"               # constant | cosine (bench.protocol)
+    eval_every: int = 0                         # held-out accuracy every k steps (0: at the end only)
+    target_accuracy: float | None = None        # stop when a periodic evaluation reaches it
     seed: int = 0                               # data, initialisation and dropout
     eval_samples: int = 512                     # held-out samples scored for accuracy
     num_threads: int = 0                        # torch threads per rank; 0 = auto (cores / ranks)
@@ -167,12 +171,12 @@ assert set(CELL_FIELDS) == set(schema.CELL_FIELD_NAMES), "bench.schema.CELL_COLU
 DEFAULTS = {f.name: f.default for f in fields(Cell) if f.default is not dataclasses.MISSING}
 
 _INT = {"seq_len": 1, "batch_size": 1, "world_size": 1, "steps": 1, "warmup_steps": 0, "seed": 0,
-        "eval_samples": 1, "num_threads": 0, "track_activations": 0, "n_qubits": 1, "qlcu_layers": 1, "feature_dim": 1, "d_model": 1,
+        "eval_samples": 1, "num_threads": 0, "track_activations": 0, "eval_every": 0, "n_qubits": 1, "qlcu_layers": 1, "feature_dim": 1, "d_model": 1,
         "d_state": 1, "n_layers": 1, "output_dim": 1, "hidden_dim": 1, "chunk_size": 1, "quantum_steps": 1}
 _INT_MAX = 2 ** 63 - 1
-_FLOAT = ("lr", "dropout", "time_budget_s")
-_STR = ("model", "task", "device", "dtype", "precision", "quantum_backend", "qml_device", "scan")
-_NULLABLE = set(MODEL_SETTING_FIELDS) - {"feature_dim", "output_dim", "dropout"} | {"time_budget_s", "precision"}
+_FLOAT = ("lr", "dropout", "time_budget_s", "target_accuracy")
+_STR = ("model", "task", "device", "dtype", "precision", "lr_schedule", "quantum_backend", "qml_device", "scan")
+_NULLABLE = set(MODEL_SETTING_FIELDS) - {"feature_dim", "output_dim", "dropout"} | {"time_budget_s", "precision", "target_accuracy"}
 
 
 def is_file_task(task: str) -> bool:
@@ -224,6 +228,8 @@ def coerce(name: str, value: Any, *, from_text: bool = False) -> Any:
             raise _bad(name, value, "need a number > 0")
         if name == "dropout" and not 0.0 <= value < 1.0:
             raise _bad(name, value, "need a number in [0, 1)")
+        if name == "target_accuracy" and not 0.0 < value <= 1.0:
+            raise _bad(name, value, "need a held-out accuracy in (0, 1] (or null to train for steps)")
         if name == "time_budget_s" and not value > 0:
             raise _bad(name, value, "need a number of seconds > 0 (or null for no limit)")
         return value
@@ -256,6 +262,12 @@ def _validate_run_settings(c: Cell) -> None:
                         "parameters' dtype: use precision fp64 (or leave dtype unset)")
     object.__setattr__(c, "precision", precision)
     object.__setattr__(c, "dtype", "float64" if precision == "fp64" else "float32")
+    from .protocol import LR_SCHEDULES
+    if c.lr_schedule not in LR_SCHEDULES:
+        raise _bad("lr_schedule", c.lr_schedule, f"choose one of {', '.join(LR_SCHEDULES)}")
+    if c.target_accuracy is not None and c.eval_every < 1:
+        raise UserError(f"target_accuracy={c.target_accuracy:g} needs eval_every >= 1 (the held-out accuracy is "
+                        "checked every eval_every steps); got eval_every=0")
     if c.world_size > 4096:
         raise _bad("world_size", c.world_size, "need an integer in 1..4096")
     if c.batch_size % c.world_size:

@@ -52,6 +52,7 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
     from qssm import build_model, count_parameters
 
     from .metrics import CpuTensorMemory, SavedTensorBytes, device_name, peak_rss_bytes, sync, time_stats
+    from .protocol import Evaluator, make_scheduler
     from .stability import ActivationTracker, Precision, clip_, grad_norm, locate_divergence
     from .tasks import make_task
 
@@ -145,6 +146,8 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cell.lr)
         tracker = ActivationTracker(model, cell.track_activations)
+        sched = make_scheduler(opt, cell.lr_schedule, cell.steps) if cell.lr_schedule != "constant" else None
+        evaluator = Evaluator(task, model, device, dtype, prec, rank, world, allreduce)
         start = 0
         state = checkpoint.load() if checkpoint is not None else None
         ok = allreduce([1.0 if state is not None else 0.0])[0] == world  # all ranks or none
@@ -160,6 +163,9 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             m.update(state.get("metrics", {}))
             if prec.scaler is not None and state.get("loss_scale"):
                 prec.scaler.scale = state["loss_scale"]
+            if sched is not None and state.get("scheduler"):
+                sched.load_state_dict(state["scheduler"])
+            evaluator.curve.extend(state.get("eval_curve") or [])
             start = state["step"]
             m["_resumed_from_step"] = start  # underscore: goes to the file metadata, not a column
         if device.type == "cuda":
@@ -172,15 +178,20 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
                 "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "losses": list(losses), "step_times": list(step_times), "saved": saved,
                 "loss_scale": prec.scaler.scale if prec.scaler is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "eval_curve": list(evaluator.curve),
                 "metrics": {k: v for k, v in m.items() if k.startswith(("peak_mem", "n_params"))},
             }, barrier=(dist.barrier if dist is not None else (lambda: None)))
 
-        def run_step(step):
+        def run_step(step) -> bool:
+            """One optimiser step and what follows it; True when the target accuracy is reached."""
             x, y = shard(task.train_batch(step, cell.batch_size))
             sync(device)
             t0 = time.perf_counter()
             with tracker.step(step):
                 loss, gnorm, finite = step_fn(ddp, opt, params, x, y, step)
+                if sched is not None:
+                    sched.step()
             sync(device)
             dt = time.perf_counter() - t0
             bad = 0.0 if finite else 1.0
@@ -198,6 +209,11 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             m["final_loss"] = losses[-1]
             if on_step is not None:
                 on_step("train", step + 1, cell.steps)
+            if cell.eval_every and (step + 1) % cell.eval_every == 0:
+                acc = evaluator.record(step + 1, sum(step_times))  # training time only
+                if cell.target_accuracy is not None and acc is not None and acc >= cell.target_accuracy:
+                    m["steps_to_target"], m["time_to_target_s"] = step + 1, sum(step_times)
+                    return True
             if (n_want or n_stop) and step + 1 < cell.steps:
                 save_checkpoint(step + 1)
                 if n_stop:
@@ -205,22 +221,28 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
             if n_late:
                 raise CellTimeout(f"time budget of {cell.time_budget_s:g} s spent after step {step + 1} "
                                   f"of {cell.steps}")
+            return False
 
+        reached = False
         with phase("train"):
             for step in range(start, cell.warmup_steps):
                 if step == 0:
                     with SavedTensorBytes(params) as sv:
-                        run_step(step)
+                        reached = run_step(step)
                     saved = sv.bytes
                 else:
-                    run_step(step)
+                    reached = run_step(step)
+                if reached:
+                    break
     if profiling:
         m["peak_mem_infer_bytes"] = mem.peak("infer")
         if start < cell.warmup_steps:  # else: as measured before the checkpoint
             m["peak_mem_train_bytes"] = mem.peak("train")
-    for step in range(max(start, cell.warmup_steps), cell.steps):  # timed: no hooks, no profiler
-        run_step(step)
+    for step in range(max(start, cell.warmup_steps), cell.steps if not reached else 0):  # timed
+        if run_step(step):
+            break
     m["loss_curve"] = json.dumps([round(v, 7) for v in losses])
+    m["eval_curve"] = json.dumps(evaluator.curve) if cell.eval_every else None
     m["activation_curve"], m["activation_rms_max"] = tracker.curve_json(), tracker.maxima_json()
     tracker.close()
     if device.type == "cuda":
@@ -256,15 +278,7 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
     # held-out accuracy
     if on_step is not None:
         on_step("eval", 0, task.n_eval_blocks())
-    correct = total = 0
-    with torch.no_grad():
-        for k in range(rank, task.n_eval_blocks(), world):
-            xb, yb = task.eval_block(k)
-            pred = model(torch.from_numpy(xb).to(device, dtype)).argmax(-1).cpu()
-            correct += int((pred == torch.from_numpy(yb)).sum())
-            total += len(yb)
-    correct, total = allreduce([correct, total])
-    m["accuracy"] = correct / total if total else None
+    m["accuracy"] = evaluator.accuracy()
 
     mems = [m.get("peak_mem_train_bytes") or -1.0, m.get("peak_mem_infer_bytes") or -1.0, peak_rss_bytes()]
     if dist is not None:

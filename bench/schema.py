@@ -11,6 +11,8 @@ SCHEMA_VERSION = 2
 # Older versions this one reads, upgraded on reading (bench.store): version 1 lacked precision,
 # track_activations and the divergence/activation columns (null there; precision from dtype).
 READABLE_VERSIONS = (1, 2)
+# Values of the version-2 cell fields in version-1 rows (precision: fp64 for float64, else fp32).
+V1_DEFAULTS = {"track_activations": 0, "lr_schedule": "constant", "eval_every": 0}
 META_SCHEMA_KEY = b"qssm.schema_version"
 META_ENV_KEY = b"qssm.env"
 
@@ -29,7 +31,12 @@ CELL_COLUMNS = [
      "with loss scaling)"),
     ("steps", "int64", "optimiser steps requested (warm-up included)"),
     ("warmup_steps", "int64", "leading steps excluded from timing"),
-    ("lr", "float64", "AdamW learning rate"),
+    ("lr", "float64", "AdamW learning rate (the peak, under a schedule)"),
+    ("lr_schedule", "string", "constant, or cosine: linear warm-up over max(1, steps // 20) steps, then cosine "
+     "decay to 0 at steps"),
+    ("eval_every", "int64", "held-out accuracy every k optimiser steps (eval_curve; 0: only at the end)"),
+    ("target_accuracy", "float64", "stop once a periodic evaluation reaches this held-out accuracy (null: "
+     "train for steps)"),
     ("seed", "int64", "seed of data, initialisation and dropout"),
     ("eval_samples", "int64", "held-out samples scored for accuracy"),
     ("num_threads", "int64", "torch intra-op threads per rank; 0 = auto (the rank's share of the node's "
@@ -81,6 +88,12 @@ METRIC_COLUMNS = [
     ("device_name", "string", "CPU or GPU model name"),
     ("threads_per_rank", "int64", "torch intra-op threads per rank"),
     ("loss_curve", "string", "JSON list: training loss at every step run (mean over ranks)"),
+    ("eval_curve", "string", "JSON list of [step, held-out accuracy, train_wall_s] every eval_every steps; "
+     "train_wall_s sums training-step times only"),
+    ("steps_to_target", "Int64", "optimiser steps run when the held-out accuracy first reached "
+     "target_accuracy (null: never)"),
+    ("time_to_target_s", "float64", "training wall time (steps only, evaluation excluded) until "
+     "target_accuracy was reached (null: never)"),
     ("diverged_step", "Int64", "nan rows: the step (0-based) whose loss or gradient norm was not finite"),
     ("diverged_module", "string", "nan rows: first module whose output (forward) or whose backward (its input "
      "gradient) was non-finite when that step was replayed; '(loss)' when only the loss was"),

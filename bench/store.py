@@ -349,16 +349,17 @@ def _row_files(results_dir: Path):
 
 
 def _upgrade(table, version: int):
-    """A version-1 table as version 2: precision from dtype, the new columns null (0 for
-    track_activations)."""
+    """A version-1 table as version 2: precision from dtype, the new cell fields at their
+    defaults (schema.V1_DEFAULTS), the new metrics null."""
     n = table.num_rows
     names = table.column_names
     if "precision" not in names:
         dtypes = table.column("dtype").to_pylist() if "dtype" in names else ["float32"] * n
         table = table.append_column("precision", pa.array(["fp64" if d == "float64" else "fp32" for d in dtypes],
                                                           pa.string()))
-    if "track_activations" not in table.column_names:
-        table = table.append_column("track_activations", pa.array([0] * n, pa.int64()))
+    for name, value in schema.V1_DEFAULTS.items():
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array([value] * n, ARROW_SCHEMA.field(name).type))
     for name, dtype, _ in schema.COLUMNS:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(n, ARROW_SCHEMA.field(name).type))

@@ -253,7 +253,8 @@ def plot_params(df, out):
 PLOTS = (plot_time_vs_T, plot_mem_vs_T, plot_time_vs_qubits, plot_mem_vs_qubits, plot_time_vs_chunk,
          plot_world_size, plot_accuracy, plot_params)
 PLOT_FILES = ("time_vs_T.png", "mem_vs_T.png", "time_vs_qubits.png", "mem_vs_qubits.png",
-              "time_vs_chunk.png", "world_size.png", "accuracy_vs_T.png", "params.png", "stability_activations.png")
+              "time_vs_chunk.png", "world_size.png", "accuracy_vs_T.png", "params.png", "stability_activations.png",
+              "accuracy_vs_step.png")
 
 
 def draw_all(ok: pd.DataFrame, out: Path) -> list[tuple[str, str]]:

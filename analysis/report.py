@@ -25,6 +25,7 @@ from .checks import ClaimResult, evaluate
 from .claims import CLAIMS, NOT_MEASURABLE
 from .errors import AnalysisError
 from .io import Results
+from .learning import section as learning_section
 from .stability import section as stability_section
 
 REPORT = "report.md"
@@ -202,7 +203,7 @@ def render(res: Results, results: list[ClaimResult], plots: list[tuple[str, str]
             L.append(f"| {_cell(ch.subject)} | {_cell(ch.context)} | {_num(ch.estimate)} | {ci} | "
                      f"{ch.verdict} | {_cell(ch.reason)} | {ch.n_cells} | {_cell(ch.detail)} |")
         L.append("")
-    L += stability_section(res.rows)
+    L += learning_section(res.rows) + stability_section(res.rows)
     L += ["## Runs that did not finish ok", ""] + _status_section(res) + [""]
     L += ["## Skipped files", ""]
     L += ([f"- `{_cell(p)}`" for p in res.problems] if res.problems else ["None: every file was read."])
@@ -231,8 +232,9 @@ def write_report(res: Results, out, n_boot: int = S.N_BOOT, seed: int = 0, plots
             from .plots import draw_all  # seaborn/matplotlib only when drawing
             made = draw_all(res.ok, tmp)
         if plots:
+            from .learning import draw as draw_learning
             from .stability import draw as draw_stability
-            made += draw_stability(res.rows, tmp)
+            made += draw_learning(res.rows, tmp) + draw_stability(res.rows, tmp)
         claims_frame(results).to_csv(tmp / CSV, index=False)
         (tmp / REPORT).write_text(render(res, results, made), encoding="utf-8")
         try:

@@ -68,3 +68,25 @@ def test_version_1_folders_are_read_with_precision_from_dtype(tmp_path):
     res = load_results(tmp_path)
     assert sorted(res.rows["precision"]) == ["fp32", "fp64"]
     assert list(res.rows["track_activations"]) == [0, 0]
+
+
+def test_time_to_accuracy_ordering_and_curves(tmp_path):
+    from analysis.learning import time_to_accuracy
+
+    rows = []
+    for model, times in (("classical_mamba", [10.0, 12.0, 14.0]), ("classical_hydra", [5.0, 6.0, None]),
+                         ("quantum_mamba_gated", [30.0, 20.0, 25.0])):
+        for seed, t in enumerate(times):
+            curve = [[50, 0.3, 2.0], [100, 0.96 if t else 0.5, 4.0]]
+            rows.append(fake_row(model, seed=seed, seq_len=32, eval_every=50, target_accuracy=0.95,
+                                 steps_to_target=100 if t else None, time_to_target_s=t,
+                                 eval_curve=json.dumps(curve)))
+    write_results(tmp_path / "r", rows)
+    table = time_to_accuracy(load_results(tmp_path / "r").rows)
+    # every seed of classical_mamba reached it, faster than quantum_mamba_gated; hydra missed once: last
+    assert list(table["model"]) == ["classical_mamba", "quantum_mamba_gated", "classical_hydra"]
+    assert table.iloc[0]["median_time_s"] == 12.0 and table.iloc[2]["reached"] == 2
+    write_report(load_results(tmp_path / "r"), tmp_path / "rep")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Time to accuracy" in text and "| marked_recall | 32 | 0.95 | 1 | classical_mamba | 3/3 |" in text
+    assert (tmp_path / "rep" / "accuracy_vs_step.png").is_file()

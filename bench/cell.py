@@ -64,7 +64,7 @@ _MD = _model_defaults()
 class Cell:
     # --- run settings ---
     model: str                                  # registry name (qssm.MODEL_NAMES)
-    task: str = "marked_recall"                 # marked_recall | adding | order | file:PATH
+    task: str = "marked_recall"                 # marked_recall | selective_copy | adding | order | file:PATH
     seq_len: int = 32                           # T, timesteps per sample (models' n_timesteps)
     batch_size: int = 32                        # B, global batch (split evenly over the ranks)
     world_size: int = 1                         # DDP ranks

@@ -21,7 +21,7 @@ STATUSES = ("ok", "failed", "oom", "timeout", "nan")
 # (name, pandas dtype, description). Cell fields first: they identify the cell.
 CELL_COLUMNS = [
     ("model", "string", "registry name of the model (quantum_mamba_ssm, ...)"),
-    ("task", "string", "synthetic task (marked_recall, adding, order) or 'file:<path>'"),
+    ("task", "string", "synthetic task (marked_recall, selective_copy, adding, order) or 'file:<path>'"),
     ("seq_len", "int64", "T, timesteps per sample (the models' n_timesteps)"),
     ("batch_size", "int64", "global batch size (split evenly across ranks)"),
     ("world_size", "int64", "number of DDP ranks"),

@@ -9,6 +9,10 @@ Synthetic tasks (need D >= 2 features and O >= 2 classes; every value carries N(
 - ``marked_recall``: every timestep shows one of O class prototypes (fixed random vectors in
   features 1..D-1, drawn from the seed); feature 0 flags one random timestep. The label is the
   class shown at the flagged step. Longer T = more distractor tokens to ignore.
+- ``selective_copy``: every timestep shows one of m token prototypes (m*m <= O, m largest);
+  feature 0 flags two distinct timesteps. The label is m * (token at the earlier flag) + (token at
+  the later flag): both tokens and their order must be kept until the end. Chance 1/m²
+  (1/9 at O = 10). Needs T >= 2, O >= 4.
 - ``adding``: feature 0 carries uniform values in [0, 1), feature 1 flags two distinct timesteps;
   features 2.. are uniform distractors. The label is the sum of the two flagged values, binned
   into O equally likely classes (quantiles of the triangular distribution of the sum; the sum of
@@ -34,7 +38,7 @@ import numpy as np
 
 from .errors import UserError
 
-SYNTHETIC_TASKS = ("marked_recall", "adding", "order")
+SYNTHETIC_TASKS = ("marked_recall", "selective_copy", "adding", "order")
 NOISE = 0.1
 EVAL_BLOCK = 32  # the held-out set is generated and scored in blocks of this many samples
 # stream ids for seed derivation
@@ -86,6 +90,26 @@ def _adding(rng, n, T, D, O, seed):
     return x, y
 
 
+def _selective_copy(rng, n, T, D, O, seed):
+    m = _copy_vocab(O)
+    protos = _rng(seed, _PROTO, 2).standard_normal((m, D - 1)).astype(np.float32)  # (m, D-1)
+    classes = rng.integers(m, size=(n, T))
+    p1, p2 = _two_positions(rng, n, T)
+    first, second = np.minimum(p1, p2), np.maximum(p1, p2)
+    x = np.zeros((n, T, D), np.float32)
+    x[:, :, 1:] = protos[classes]
+    rows = np.arange(n)
+    x[rows, first, 0] = 1.0
+    x[rows, second, 0] = 1.0
+    y = m * classes[rows, first] + classes[rows, second]
+    return _noisy(x, rng), y
+
+
+def _copy_vocab(O: int) -> int:
+    """Token classes of selective_copy: the largest m with m * m <= O (labels m*c1 + c2)."""
+    return int(np.floor(np.sqrt(O) + 1e-9))
+
+
 def _order(rng, n, T, D, O, seed):
     x = np.zeros((n, T, D), np.float32)
     if D > 2:
@@ -98,7 +122,8 @@ def _order(rng, n, T, D, O, seed):
     return _noisy(x, rng), y
 
 
-_GENERATORS = {"marked_recall": _marked_recall, "adding": _adding, "order": _order}
+_GENERATORS = {"marked_recall": _marked_recall, "selective_copy": _selective_copy, "adding": _adding,
+               "order": _order}
 
 
 def generate(task: str, rng: np.random.Generator, n: int, seq_len: int, feature_dim: int,
@@ -174,7 +199,10 @@ def check_task(task: str, seq_len: int, feature_dim: int, output_dim: int) -> No
                         "(one feature marks positions, the others carry the content)")
     if output_dim < 2:
         raise UserError(f"output_dim={output_dim} is not allowed for task {task}; need >= 2 classes")
-    if task in ("adding", "order") and seq_len < 2:
+    if task == "selective_copy" and output_dim < 4:
+        raise UserError(f"output_dim={output_dim} is not allowed for task selective_copy; need >= 4 (two "
+                        "tokens of m >= 2 kinds give m*m labels)")
+    if task in ("adding", "order", "selective_copy") and seq_len < 2:
         raise UserError(f"seq_len={seq_len} is not allowed for task {task}; need >= 2 (two marked timesteps)")
 
 

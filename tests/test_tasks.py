@@ -42,6 +42,15 @@ def _oracle(name, x, seed, O):
         return np.minimum((cdf * O).astype(np.int64), O - 1)
     if name == "order":
         return (x[:, :, 0].argmax(1) > x[:, :, 1].argmax(1)).astype(np.int64)
+    if name == "selective_copy":
+        m = int(np.floor(np.sqrt(O)))
+        protos = _rng(seed, 3, 2).standard_normal((m, x.shape[2] - 1)).astype(np.float32)
+        first, second = np.sort(np.argsort(-x[:, :, 0], axis=1)[:, :2], axis=1).T
+        rows = np.arange(len(x))
+
+        def tok(p):
+            return ((x[rows, p, 1:][:, None, :] - protos[None]) ** 2).sum(-1).argmin(1)
+        return m * tok(first) + tok(second)
 
 
 @pytest.mark.parametrize("name", SYNTHETIC_TASKS)
@@ -52,7 +61,7 @@ def test_labels_are_a_function_of_the_input(name):
 
 
 def test_classes_are_balanced():
-    for name in ("marked_recall", "adding"):
+    for name in ("marked_recall", "adding", "selective_copy"):
         _, y = Task(name, 16, 4, 4, seed=0, eval_samples=8).train_batch(0, 4000)
         freq = np.bincount(y, minlength=4) / len(y)
         assert freq.min() > 0.2, (name, freq)

@@ -37,43 +37,45 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 
 
 def _held(rows: pd.DataFrame) -> list[str]:
-    """Cell fields other than model, precision, dtype, lr and seed that vary: held within a group."""
+    """Cell fields other than model, precision, dtype, lr and seed that vary among these rows."""
     skip = {"model", "precision", "dtype", "lr", "seed", "time_budget_s", "track_activations"}
     return [f for f in rows.columns if f in set(C.RUN_FIELDS) | set(C.MODEL_SPECIFIC) and f not in skip
             and rows[f].astype("string").fillna("").nunique() > 1]
 
 
 def divergence_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per model × precision × lr (× varying held fields): runs, diverged, rate, CI, ..."""
+    """One row per model × precision × lr × setting (the other fields that vary within the
+    model's rows, as "k=v, .."): runs, diverged, rate, CI, seeds, steps and modules."""
     rows = rows[rows["status"].isin(["ok", "nan"])]
     if rows.empty:
         return pd.DataFrame()
-    keys = ["model", "precision", "lr"] + _held(rows)
     out = []
-    for key, g in rows.groupby(keys, dropna=False, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        n, k = len(g), int((g["status"] == "nan").sum())
-        lo, hi = wilson(k, n)
-        bad = g[g["status"] == "nan"]
-        steps = [int(s) for s in bad["diverged_step"].dropna()]
-        mods = bad["diverged_module"].dropna().astype(str)
-        out.append({**dict(zip(keys, key)), "runs": n, "diverged": k, "rate": k / n, "ci_lo": lo, "ci_hi": hi,
-                    "seeds": ",".join(str(int(s)) for s in sorted(g["seed"].dropna().unique())),
-                    "diverged_steps": ",".join(map(str, sorted(steps))),
-                    "modules": ", ".join(f"{m} ({c})" for m, c in mods.value_counts().items())})
+    for model, mrows in rows.groupby("model", sort=True):
+        held = _held(mrows)
+        setting = mrows[held].astype("string").fillna("–").agg(
+            lambda r: ", ".join(f"{k}={v}" for k, v in zip(held, r)), axis=1) if held else pd.Series("", mrows.index)
+        mrows = mrows.assign(_setting=setting)
+        for (prec, lr, sett), g in mrows.groupby(["precision", "lr", "_setting"], dropna=False, sort=True):
+            n, k = len(g), int((g["status"] == "nan").sum())
+            lo, hi = wilson(k, n)
+            bad = g[g["status"] == "nan"]
+            steps = [int(x) for x in bad["diverged_step"].dropna()]
+            mods = bad["diverged_module"].dropna().astype(str)
+            out.append({"model": model, "precision": prec, "lr": lr, "setting": sett, "runs": n, "diverged": k,
+                        "rate": k / n, "ci_lo": lo, "ci_hi": hi,
+                        "seeds": ",".join(str(int(x)) for x in sorted(g["seed"].dropna().unique())),
+                        "diverged_steps": ",".join(map(str, sorted(steps))),
+                        "modules": ", ".join(f"{m} ({c})" for m, c in mods.value_counts().items())})
     return pd.DataFrame(out)
 
 
 def largest_stable_lr(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model × precision (× held fields): the largest lr of the grid with no divergence below
-    or at it, and the smallest lr that diverged."""
+    """Per model × precision × setting: the largest lr of the grid with no divergence at it or
+    below it, and the smallest lr that diverged."""
     if table.empty:
         return table
-    keys = [c for c in table.columns if c not in ("lr", "runs", "diverged", "rate", "ci_lo", "ci_hi", "seeds",
-                                                  "diverged_steps", "modules")]
     out = []
-    for key, g in table.groupby(keys, dropna=False, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
+    for (model, prec, sett), g in table.groupby(["model", "precision", "setting"], dropna=False, sort=True):
         g = g.sort_values("lr")
         stable, first_bad = None, None
         for lr, k in zip(g["lr"], g["diverged"]):
@@ -81,7 +83,7 @@ def largest_stable_lr(table: pd.DataFrame) -> pd.DataFrame:
                 first_bad = lr
                 break
             stable = lr
-        out.append({**dict(zip(keys, key)), "grid": ", ".join(f"{v:g}" for v in g["lr"]),
+        out.append({"model": model, "precision": prec, "setting": sett, "grid": ", ".join(f"{v:g}" for v in g["lr"]),
                     "largest_stable_lr": stable, "first_diverging_lr": first_bad,
                     "runs_per_lr": ",".join(str(int(v)) for v in g["runs"])})
     return pd.DataFrame(out)
@@ -102,16 +104,14 @@ def section(rows: pd.DataFrame) -> list[str]:
          "with a Wilson 95 % interval; other failures are left out.", ""]
     if table.empty:
         return L + ["No `ok` or `nan` rows.", ""]
-    held = [c for c in table.columns if c not in ("model", "precision", "lr", "runs", "diverged", "rate", "ci_lo",
-                                                  "ci_hi", "seeds", "diverged_steps", "modules")]
-    head = ["model", "precision", "lr"] + held + ["runs", "diverged", "rate [95% CI]", "seeds", "diverged at step",
-                                                  "first non-finite module (runs)"]
+    head = ["model", "precision", "lr", "other settings", "runs", "diverged", "rate [95% CI]", "seeds",
+            "diverged at step", "first non-finite module (runs)"]
     L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
-        vals = [str(r["model"]), str(r["precision"]), _fmt(r["lr"])] + [str(r[h]) for h in held]
-        vals += [str(r["runs"]), str(r["diverged"]), f"{r['rate']:.2f} [{r['ci_lo']:.2f}, {r['ci_hi']:.2f}]",
-                 r["seeds"], r["diverged_steps"] or "–", r["modules"] or "–"]
-        L.append("| " + " | ".join(vals) + " |")
+        L.append("| " + " | ".join([str(r["model"]), str(r["precision"]), _fmt(r["lr"]), r["setting"] or "–",
+                                    str(r["runs"]), str(r["diverged"]),
+                                    f"{r['rate']:.2f} [{r['ci_lo']:.2f}, {r['ci_hi']:.2f}]", r["seeds"],
+                                    r["diverged_steps"] or "–", r["modules"] or "–"]) + " |")
     lrs = largest_stable_lr(table)
     multi = lrs[lrs["grid"].str.contains(",")] if not lrs.empty else lrs
     L += ["", "Largest learning rate at which each model trains (no run diverged at it or at any smaller lr "
@@ -119,13 +119,13 @@ def section(rows: pd.DataFrame) -> list[str]:
     if multi.empty:
         L += ["No group has more than one learning rate: add an lr grid (e.g. `lr: [3e-4, 1e-3, 3e-3]`).", ""]
         return L
-    keys = [c for c in multi.columns if c not in ("grid", "largest_stable_lr", "first_diverging_lr", "runs_per_lr")]
-    head = keys + ["lr grid", "runs per lr", "largest stable lr", "first lr that diverged"]
+    head = ["model", "precision", "other settings", "lr grid", "runs per lr", "largest stable lr",
+            "first lr that diverged"]
     L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in multi.iterrows():
-        L.append("| " + " | ".join([str(r[k]) for k in keys] + [r["grid"], r["runs_per_lr"],
-                                                                  _fmt(r["largest_stable_lr"]),
-                                                                  _fmt(r["first_diverging_lr"])]) + " |")
+        L.append("| " + " | ".join([str(r["model"]), str(r["precision"]), r["setting"] or "–", r["grid"],
+                                    r["runs_per_lr"], _fmt(r["largest_stable_lr"]),
+                                    _fmt(r["first_diverging_lr"])]) + " |")
     L.append("")
     return L
 

@@ -55,7 +55,7 @@ def test_report_has_the_section_and_the_plot(tmp_path):
     out = write_report(load_results(tmp_path / "r"), tmp_path / "rep")
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "## Training stability" in text and "largest stable lr" in text
-    assert "| quantum_hydra_ssm | fp32 | 0.003 |" in text
+    assert "| quantum_hydra_ssm | fp32 | 0.003 | – | 3 | 2 |" in text
     assert (tmp_path / "rep" / "stability_activations.png").is_file()
     assert any(p.name == "stability_activations.png" for p in out["files"])
 

@@ -32,7 +32,11 @@ from .errors import UserError
 
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64")
-PRECISIONS = ("fp32", "fp64", "bf16-mixed", "fp16-mixed")  # bench.stability says what each runs
+PRECISIONS = ("fp32", "fp64", "bf16-mixed", "fp16-mixed")
+# steps when unset: 100, or a budget of 3000 when the cell stops at a target accuracy
+STEPS_DEFAULT, STEPS_BUDGET_DEFAULT = 100, 3000
+DEFAULTS_HELP = {"steps": f"{STEPS_DEFAULT}; {STEPS_BUDGET_DEFAULT} with target_accuracy",
+                 "precision": "fp32 (fp64 with dtype float64)"}  # bench.stability says what each runs
 # Fields added after cell ids were first published: hashed into cell_id only away from these
 # values (so every older cell keeps its id; fp32/fp64 are already in dtype).
 _ID_QUIET = {"precision": ("fp32", "fp64"), "track_activations": (0,), "lr_schedule": ("constant",),
@@ -71,7 +75,7 @@ class Cell:
     device: str = "cpu"                         # cpu | cuda (rank r uses cuda:LOCAL_RANK)
     dtype: str = "float32"                      # float32 | float64 (parameters and inputs)
     precision: str | None = None                # fp32 | fp64 | bf16-mixed | fp16-mixed (None: from dtype)
-    steps: int = 100                            # optimiser steps, warm-up included
+    steps: int | None = None                    # optimiser steps, warm-up included (None: see STEPS_DEFAULT)
     warmup_steps: int = 5                       # leading steps excluded from timing
     lr: float = 1e-3                            # AdamW learning rate (peak of the schedule)
     lr_schedule: str = "constant"               # constant | cosine (bench.protocol)
@@ -176,7 +180,7 @@ _INT = {"seq_len": 1, "batch_size": 1, "world_size": 1, "steps": 1, "warmup_step
 _INT_MAX = 2 ** 63 - 1
 _FLOAT = ("lr", "dropout", "time_budget_s", "target_accuracy")
 _STR = ("model", "task", "device", "dtype", "precision", "lr_schedule", "quantum_backend", "qml_device", "scan")
-_NULLABLE = set(MODEL_SETTING_FIELDS) - {"feature_dim", "output_dim", "dropout"} | {"time_budget_s", "precision", "target_accuracy"}
+_NULLABLE = set(MODEL_SETTING_FIELDS) - {"feature_dim", "output_dim", "dropout"} | {"time_budget_s", "precision", "target_accuracy", "steps"}
 
 
 def is_file_task(task: str) -> bool:
@@ -273,6 +277,8 @@ def _validate_run_settings(c: Cell) -> None:
     if c.batch_size % c.world_size:
         raise UserError(f"batch_size={c.batch_size} is not allowed with world_size={c.world_size}; the global "
                         "batch is split evenly over the ranks, so batch_size must be a multiple of world_size")
+    if c.steps is None:
+        object.__setattr__(c, "steps", STEPS_BUDGET_DEFAULT if c.target_accuracy is not None else STEPS_DEFAULT)
     if c.warmup_steps >= c.steps:
         raise UserError(f"warmup_steps={c.warmup_steps} is not allowed with steps={c.steps}; need "
                         "warmup_steps < steps (at least one timed step)")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import store
-from .cell import CELL_FIELDS, DEFAULTS
+from .cell import DEFAULTS_HELP, CELL_FIELDS, DEFAULTS
 
 
 
@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("cell fields (defaults in brackets)")
     for name in CELL_FIELDS:
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        default = DEFAULTS.get(name, "required")
+        default = DEFAULTS_HELP.get(name, DEFAULTS.get(name, "required"))
         g.add_argument(*flags, dest=f"cell_{name}", metavar="V", default=None, help=f"[{default}]")
     p.add_argument("--results", metavar="DIR", default="results/train", help="results folder [results/train]")
     p.add_argument("--executor", choices=("inline", "local"), default="inline",
@@ -30,7 +30,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from .cell import cell_from_mapping
+    from .cell import DEFAULTS_HELP, cell_from_mapping
     from .executors.base import CellEvent, attempt_row
     from .progress import Progress
 

@@ -66,7 +66,9 @@ class Evaluator:
             self.model.train()
         return correct / total if total else None
 
-    def record(self, step: int, train_wall_s: float) -> float | None:
+    def record(self, step: int, train_wall_s: float) -> tuple[float | None, float]:
+        """(accuracy, training wall time) at `step`; the time is the slowest rank's (as step times)."""
         acc = self.accuracy()
-        self.curve.append([step, None if acc is None else round(acc, 6), round(train_wall_s, 6)])
-        return acc
+        wall = self.allreduce([train_wall_s], "max")[0]
+        self.curve.append([step, None if acc is None else round(acc, 6), round(wall, 6)])
+        return acc, wall

@@ -80,6 +80,13 @@ class LossScaler:
         self.scale, self.growth_interval, self.good = scale, growth_interval, 0
         self.skipped = 0
 
+    def state(self) -> dict:
+        return {"scale": self.scale, "good": self.good, "skipped": self.skipped}
+
+    def restore(self, state: dict | None) -> None:
+        if state:
+            self.scale, self.good, self.skipped = state["scale"], state["good"], state["skipped"]
+
     def scaled(self, loss):
         return loss * self.scale
 
@@ -187,17 +194,30 @@ class ActivationTracker:
 
     @contextlib.contextmanager
     def step(self, step: int):
-        """Record the blocks' RMS during this step's forward when step % every == 0."""
+        """Keep the blocks' outputs of this step's forward when step % every == 0; `flush()`
+        reduces them afterwards (outside the step's clock)."""
         on = self.every > 0 and step % self.every == 0
         self._now = {} if on else None
         try:
             yield
         finally:
-            if on:
-                rms = {k: _rms(v) for k, v in self._now.items()}
-                self.curve.append([step, {k: round(v, 6) if math.isfinite(v) else v for k, v in rms.items()}])
-                self.note(rms)
+            self._pending = (step, self._now) if on else None
             self._now = None
+
+    def flush(self) -> None:
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is not None:
+            step, outs = pending
+            rms = {k: _rms(v) for k, v in outs.items()}
+            self.curve.append([step, {k: round(v, 6) if math.isfinite(v) else v for k, v in rms.items()}])
+            self.note(rms)
+
+    def state(self) -> dict:
+        return {"curve": list(self.curve), "maxima": dict(self.maxima)}
+
+    def restore(self, state: dict | None) -> None:
+        if state:
+            self.curve, self.maxima = list(state.get("curve", [])), dict(state.get("maxima", {}))
 
     def note(self, rms: dict) -> None:
         """Fold RMS values into the per-block maxima (a NaN counts as the largest)."""

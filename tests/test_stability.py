@@ -140,6 +140,7 @@ def test_block_modules_and_tracker_every_k():
     for step in range(5):
         with tr.step(step):
             model(torch.randn(2, 4, 3))
+        tr.flush()
     tr.close()
     assert [s for s, _ in json.loads(tr.curve_json())] == [0, 2, 4]
     assert set(json.loads(tr.maxima_json())) == {"embed", "blocks.0", "blocks.0:in", "blocks.1", "blocks.1:in", "head"}

@@ -84,6 +84,7 @@ def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 
         raise ValueError(f"kernel={kernel!r} is not supported; allowed: {', '.join(SCAN_KERNELS)}")
     if impl not in SCAN_IMPLS:
         raise ValueError(f"scan={impl!r} is not supported; allowed: {', '.join(SCAN_IMPLS)}")
+    requested = kernel
     if impl == "chunked" and kernel == "auto":
         kernel = scan_kernel(x, delta, A, B, C, D)
     if impl == "chunked" and kernel == "triton":
@@ -95,7 +96,7 @@ def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 
     if needs_full_precision(x, delta, A, B, C, D):  # mixed precision: a float32 state, autocast off
         out_dtype = x.dtype
         with full_precision(x.device.type):
-            y = selective_scan(*upcast(x, delta, A, B, C, D), impl=impl, chunk=chunk, kernel=kernel,
+            y = selective_scan(*upcast(x, delta, A, B, C, D), impl=impl, chunk=chunk, kernel=requested,
                                delta_softplus=delta_softplus, reverse=reverse)
         return y.to(out_dtype)
     if delta_softplus:

@@ -45,6 +45,11 @@ class _Base(nn.Module):
                                       c.dropout, c.quantum_backend, c.qml_device)
 
 
+def _no_half(*tensors):
+    """float16/bfloat16 tensors as float32 (mixed precision); others unchanged."""
+    return tuple(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors)
+
+
 def _complex_coeffs(n: int = 3) -> nn.Parameter:
     return nn.Parameter(torch.complex(torch.rand(n), torch.rand(n)))  # complex64, U(0,1) parts
 
@@ -113,8 +118,8 @@ class QuantumHydraSSM(_Base):
         x_b = x[:, h:].mean(1) if t > 1 else x_f
         x_g = x.mean(1)
         a = self.coeffs / torch.sqrt((self.coeffs.abs() ** 2).sum())
-        real = a.real.dtype  # under fp16 autocast x is float16: no complex-half arithmetic
-        mixed = a[0] * x_f.to(real) + a[1] * x_b.to(real) + a[2] * x_g.to(real)  # complex (B, d)
+        x_f, x_b, x_g = _no_half(x_f, x_b, x_g)  # under fp16 autocast: no complex-half arithmetic
+        mixed = a[0] * x_f + a[1] * x_b + a[2] * x_g  # complex (B, d)
         return self.head(mixed.abs())
 
 
@@ -159,8 +164,8 @@ class QuantumHydraGated(_Base):
         h_b = self.recurrence_bwd(xs.flip(1))
         h_g = self.global_proj(self.branches_global(xs.mean(1)))
         a = self.coeffs
-        real = a.real.dtype  # under fp16 autocast the h are float16: no complex-half arithmetic
-        c = a[0] * h_f.to(real) + a[1] * h_b.to(real) + a[2] * h_g.to(real)  # complex (B, H)
+        h_f, h_b, h_g = _no_half(h_f, h_b, h_g)  # under fp16 autocast: no complex-half arithmetic
+        c = a[0] * h_f + a[1] * h_b + a[2] * h_g  # complex (B, H)
         c = c / torch.sqrt((c.abs() ** 2).sum(-1, keepdim=True) + 1e-8)
         return self.head(c.abs())
 

@@ -93,7 +93,8 @@ def selective_scan(x, delta, A, B, C, D, *, impl: str = "chunked", chunk: int = 
         return scan_triton(x, delta, A, B, C, D, chunk=chunk, delta_softplus=delta_softplus, reverse=reverse)
     from ..amp import full_precision, needs_full_precision, upcast
 
-    if needs_full_precision(x, delta, A, B, C, D):  # mixed precision: a float32 state, autocast off
+    # mixed precision: a float32 state, autocast off (an explicit kernel="native" refuses half inputs)
+    if requested != "native" and needs_full_precision(x, delta, A, B, C, D):
         out_dtype = x.dtype
         with full_precision(x.device.type):
             y = selective_scan(*upcast(x, delta, A, B, C, D), impl=impl, chunk=chunk, kernel=requested,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import socket
 import time
 
@@ -111,14 +110,11 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
         loss_ok, grads_ok = bool(torch.isfinite(loss)), bool(torch.isfinite(gnorm))
         if scaler is not None:  # inf gradients under loss scaling: skip the step, halve the scale
             scaler.update(grads_ok)
-            if loss_ok and grads_ok:
-                clip_(params, gnorm)
-                opt.step()
-            return loss.detach(), gnorm, loss_ok
         if loss_ok and grads_ok:
             clip_(params, gnorm)
             opt.step()
-        return loss.detach(), gnorm, loss_ok and grads_ok
+        # under loss scaling, inf gradients are a skipped step, not a divergence
+        return loss.detach(), gnorm, loss_ok and (grads_ok or scaler is not None)
 
     with mem:
         with phase("build"):

@@ -173,6 +173,7 @@ class ActivationTracker:
         self.curve: list = []
         self.maxima: dict = {}
         self._now: dict | None = None
+        self._pending: tuple | None = None  # (step, outputs) kept for flush()
         self._handles = []
         if every > 0:
             for name, mod in block_modules(model):
@@ -205,7 +206,7 @@ class ActivationTracker:
             self._now = None
 
     def flush(self) -> None:
-        pending, self._pending = getattr(self, "_pending", None), None
+        pending, self._pending = self._pending, None
         if pending is not None:
             step, outs = pending
             rms = {k: _rms(v) for k, v in outs.items()}
@@ -296,8 +297,6 @@ def locate_divergence(model, x, y, precision: Precision, loss_fn) -> dict:
     try:
         with precision.autocast():
             logits = model(x)
-        for h in handles:
-            h.remove()
         loss = loss_fn(logits.float(), y)
         if found["module"] is None and not bool(torch.isfinite(loss.detach()).all()):
             found.update(module="(loss)", phase="forward")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .amp import upcast
 from .config import CONFIG_FIELDS, ConfigError, ModelConfig
 from .gated import ChunkedGatedRecurrence
 from .layout import to_btd
@@ -43,11 +44,6 @@ class _Base(nn.Module):
                               "(the Gated circuit's CRX rings need two distinct wires)")
         return ChunkedGatedRecurrence(c.feature_dim, c.hidden_dim, c.n_qubits, c.qlcu_layers, c.chunk_size,
                                       c.dropout, c.quantum_backend, c.qml_device)
-
-
-def _no_half(*tensors):
-    """float16/bfloat16 tensors as float32 (mixed precision); others unchanged."""
-    return tuple(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors)
 
 
 def _complex_coeffs(n: int = 3) -> nn.Parameter:
@@ -118,7 +114,7 @@ class QuantumHydraSSM(_Base):
         x_b = x[:, h:].mean(1) if t > 1 else x_f
         x_g = x.mean(1)
         a = self.coeffs / torch.sqrt((self.coeffs.abs() ** 2).sum())
-        x_f, x_b, x_g = _no_half(x_f, x_b, x_g)  # under fp16 autocast: no complex-half arithmetic
+        x_f, x_b, x_g = upcast(x_f, x_b, x_g)  # under fp16 autocast: no complex-half arithmetic
         mixed = a[0] * x_f + a[1] * x_b + a[2] * x_g  # complex (B, d)
         return self.head(mixed.abs())
 
@@ -164,7 +160,7 @@ class QuantumHydraGated(_Base):
         h_b = self.recurrence_bwd(xs.flip(1))
         h_g = self.global_proj(self.branches_global(xs.mean(1)))
         a = self.coeffs
-        h_f, h_b, h_g = _no_half(h_f, h_b, h_g)  # under fp16 autocast: no complex-half arithmetic
+        h_f, h_b, h_g = upcast(h_f, h_b, h_g)  # under fp16 autocast: no complex-half arithmetic
         c = a[0] * h_f + a[1] * h_b + a[2] * h_g  # complex (B, H)
         c = c / torch.sqrt((c.abs() ** 2).sum(-1, keepdim=True) + 1e-8)
         return self.head(c.abs())

@@ -20,8 +20,9 @@ __all__ = ["ssm_circuit", "gated_circuit", "circuit_kernel", "BACKENDS", "QML_DE
 
 
 def circuit_kernel(circuit: str, n_qubits: int, *tensors: torch.Tensor) -> str:
-    """Which simulator backend="torch" runs for these inputs: "native" (CPU kernel), "triton"
-    (CUDA kernels) or "torch" (the batched statevector)."""
+    """Which simulator backend="torch" runs for these inputs (the dispatch of ssm_circuit and
+    gated_circuit): "native" (CPU kernel), "triton" (CUDA kernels) or "torch" (the batched
+    statevector)."""
     from . import triton_circuits
     from .native_circuits import available
 
@@ -76,14 +77,15 @@ def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = 
         with full_precision(embed.device.type):
             return ssm_circuit(*upcast(embed, rotations), backend=backend, device=device)
     if backend == "torch":
-        from .native_circuits import available, ssm_circuit_native
+        kernel = circuit_kernel("ssm", n, embed, rotations)
+        if kernel == "native":  # CPU, small q: the compiled kernel
+            from .native_circuits import ssm_circuit_native
 
-        if available("ssm", n, embed, rotations):  # CPU, small q: the compiled kernel
             return ssm_circuit_native(embed, rotations)
-        from . import triton_circuits
+        if kernel == "triton":  # CUDA
+            from .triton_circuits import ssm_circuit_triton
 
-        if triton_circuits.available(embed, rotations) and embed.dtype == rotations.dtype:  # CUDA
-            return triton_circuits.ssm_circuit_triton(embed, rotations)
+            return ssm_circuit_triton(embed, rotations)
         return ssm_circuit_torch(embed, rotations)
     return ssm_circuit_pennylane(embed, rotations, device or "default.qubit")
 
@@ -110,13 +112,14 @@ def gated_circuit(angles: torch.Tensor, *, n_qubits: int, backend: str = "torch"
         with full_precision(angles.device.type):
             return gated_circuit(*upcast(angles), n_qubits=n_qubits, backend=backend, device=device)
     if backend == "torch":
-        from .native_circuits import available, gated_circuit_native
+        kernel = circuit_kernel("gated", n_qubits, angles)
+        if kernel == "native":  # CPU: the compiled kernel (same values and gradients)
+            from .native_circuits import gated_circuit_native
 
-        if available("gated", n_qubits, angles):  # CPU: the compiled kernel (same values and gradients)
             return gated_circuit_native(angles, n_qubits)
-        from . import triton_circuits
+        if kernel == "triton":  # CUDA: the Triton kernels
+            from .triton_circuits import gated_circuit_triton
 
-        if triton_circuits.available(angles):  # CUDA: the Triton kernels
-            return triton_circuits.gated_circuit_triton(angles, n_qubits)
+            return gated_circuit_triton(angles, n_qubits)
         return gated_circuit_torch(angles, n_qubits)
     return gated_circuit_pennylane(angles, n_qubits, device or "default.qubit")

@@ -140,6 +140,10 @@ class Cell:
         if is_file_task(self.task):
             from .tasks import file_digest
             ident["task"] = "file-sha256:" + file_digest(self.task[len("file:"):])
+        else:
+            from .tasks import TASK_REVISIONS
+            if self.task in TASK_REVISIONS:
+                ident["task"] = f"{self.task}@{TASK_REVISIONS[self.task]}"
         return ident
 
     def label(self) -> str:

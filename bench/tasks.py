@@ -13,13 +13,18 @@ Synthetic tasks (need D >= 2 features and O >= 2 classes; every value carries N(
   feature 0 flags two distinct timesteps. The label is m * (token at the earlier flag) + (token at
   the later flag): both tokens and their order must be kept until the end. Chance 1/m²
   (1/9 at O = 10). Needs T >= 2, O >= 4.
-- ``adding``: feature 0 carries uniform values in [0, 1), feature 1 flags two distinct timesteps;
-  features 2.. are uniform distractors. The label is the sum of the two flagged values, binned
-  into O equally likely classes (quantiles of the triangular distribution of the sum; the sum of
-  the values as shown, noise included, so the label is exact). Needs T >= 2.
+- ``adding``: feature 0 shows a digit in 0..m-1 at every timestep (m = (O + 1) // 2, 5 at O = 10),
+  feature 1 flags two distinct timesteps; features 2.. carry noise only. The label is the sum of
+  the two flagged digits (0..2m-2). Both digits must be kept, and added, until the end. Chance
+  (always answering the commonest sum, m - 1) is 1/m. Needs T >= 2, O >= 3. (Revision 2: the
+  first version binned a sum of two uniform values into O quantiles, which no model here learned.)
 - ``order``: feature 0 flags token A at one timestep, feature 1 token B at another; features 2..
-  are N(0, 1) distractors. The label is 0 if A comes before B, else 1 (classes 2..O-1 unused).
-  Needs both marked positions, wherever they are. Needs T >= 2.
+  show one of 4 distractor prototypes at every step. The label is 0 if A comes before B, else 1
+  (classes 2..O-1 unused; chance 1/2). Needs T >= 2. (Revision 2: the first version's N(0, 1)
+  distractors on every other feature drowned the two flags.)
+
+Tasks whose definition changed carry a revision (``TASK_REVISIONS``) in their cells' ids, so rows
+of the old definition are never taken for the new one.
 
 User data (task ``file:PATH``): ``.npz`` (keys ``x``, ``y``) or ``.pt`` (a dict with ``x``, ``y``
 or a tuple ``(x, y)``), ``x`` of shape ``(N, D, T)`` (the document's layout), finite numbers, ``y``
@@ -39,6 +44,8 @@ import numpy as np
 from .errors import UserError
 
 SYNTHETIC_TASKS = ("marked_recall", "selective_copy", "adding", "order")
+TASK_REVISIONS = {"adding": 2, "order": 2}   # hashed into cell ids (see bench.cell.Cell.identity)
+ORDER_DISTRACTORS = 4
 NOISE = 0.1
 EVAL_BLOCK = 32  # the held-out set is generated and scored in blocks of this many samples
 # stream ids for seed derivation
@@ -74,20 +81,22 @@ def _two_positions(rng, n, T):
     return p1, p2
 
 
+def _adding_digits(O: int) -> int:
+    """Digits of adding: 0..m-1 with m = (O + 1) // 2, so the sums 0..2m-2 fit in O classes."""
+    return (O + 1) // 2
+
+
 def _adding(rng, n, T, D, O, seed):
+    m = _adding_digits(O)
+    digits = rng.integers(m, size=(n, T))
     x = np.zeros((n, T, D), np.float32)
-    x[:, :, 0] = rng.random((n, T))
-    if D > 2:
-        x[:, :, 2:] = rng.random((n, T, D - 2))
+    x[:, :, 0] = digits
     p1, p2 = _two_positions(rng, n, T)
     rows = np.arange(n)
     x[rows, p1, 1] = 1.0
     x[rows, p2, 1] = 1.0
-    x = _noisy(x, rng)
-    s = np.clip(x[rows, p1, 0].astype(np.float64) + x[rows, p2, 0], 0.0, 2.0)  # what the model sees
-    cdf = np.where(s <= 1.0, s * s / 2.0, 1.0 - (2.0 - s) ** 2 / 2.0)  # triangular CDF on [0, 2]
-    y = np.minimum((cdf * O).astype(np.int64), O - 1)
-    return x, y
+    y = digits[rows, p1] + digits[rows, p2]
+    return _noisy(x, rng), y
 
 
 def _selective_copy(rng, n, T, D, O, seed):
@@ -113,7 +122,8 @@ def _copy_vocab(O: int) -> int:
 def _order(rng, n, T, D, O, seed):
     x = np.zeros((n, T, D), np.float32)
     if D > 2:
-        x[:, :, 2:] = rng.standard_normal((n, T, D - 2))
+        protos = _rng(seed, _PROTO, 4).standard_normal((ORDER_DISTRACTORS, D - 2)).astype(np.float32)
+        x[:, :, 2:] = protos[rng.integers(ORDER_DISTRACTORS, size=(n, T))]
     p1, p2 = _two_positions(rng, n, T)
     rows = np.arange(n)
     x[rows, p1, 0] = 1.0
@@ -202,6 +212,9 @@ def check_task(task: str, seq_len: int, feature_dim: int, output_dim: int) -> No
     if task == "selective_copy" and output_dim < 4:
         raise UserError(f"output_dim={output_dim} is not allowed for task selective_copy; need >= 4 (two "
                         "tokens of m >= 2 kinds give m*m labels)")
+    if task == "adding" and output_dim < 3:
+        raise UserError(f"output_dim={output_dim} is not allowed for task adding; need >= 3 (digits "
+                        "0..m-1 with m = (O+1)//2 >= 2 give sums 0..2m-2)")
     if task in ("adding", "order", "selective_copy") and seq_len < 2:
         raise UserError(f"seq_len={seq_len} is not allowed for task {task}; need >= 2 (two marked timesteps)")
 

@@ -37,9 +37,7 @@ def _oracle(name, x, seed, O):
         return ((tok[:, None, :] - protos[None]) ** 2).sum(-1).argmin(1)
     if name == "adding":
         flags = np.argsort(-x[:, :, 1], axis=1)[:, :2]
-        s = np.clip(np.take_along_axis(x[:, :, 0], flags, 1).astype(np.float64).sum(1), 0.0, 2.0)
-        cdf = np.where(s <= 1.0, s * s / 2.0, 1.0 - (2.0 - s) ** 2 / 2.0)
-        return np.minimum((cdf * O).astype(np.int64), O - 1)
+        return np.rint(np.take_along_axis(x[:, :, 0], flags, 1)).astype(np.int64).sum(1)
     if name == "order":
         return (x[:, :, 0].argmax(1) > x[:, :, 1].argmax(1)).astype(np.int64)
     if name == "selective_copy":
@@ -61,12 +59,32 @@ def test_labels_are_a_function_of_the_input(name):
 
 
 def test_classes_are_balanced():
-    for name in ("marked_recall", "adding", "selective_copy"):
+    for name in ("marked_recall", "selective_copy"):
         _, y = Task(name, 16, 4, 4, seed=0, eval_samples=8).train_batch(0, 4000)
         freq = np.bincount(y, minlength=4) / len(y)
         assert freq.min() > 0.2, (name, freq)
     _, y = Task("order", 16, 4, 4, seed=0, eval_samples=8).train_batch(0, 4000)
     assert abs(y.mean() - 0.5) < 0.05
+    # adding: the sum of two uniform digits 0..m-1 (m = 5 at O = 10) is triangular on 0..2m-2
+    _, y = Task("adding", 16, 4, 10, seed=0, eval_samples=8).train_batch(0, 20000)
+    freq = np.bincount(y, minlength=10) / len(y)
+    expect = np.array([min(k + 1, 9 - k) for k in range(9)] + [0]) / 25
+    np.testing.assert_allclose(freq, expect, atol=0.01)
+
+
+def test_order_distractors_do_not_carry_the_label():
+    # the distractor prototypes are independent of where A and B are: a per-step feature mean over
+    # features 2.. is the same for both labels
+    x, y = Task("order", 16, 8, 2, seed=3, eval_samples=8).train_batch(0, 4000)
+    means = x[:, :, 2:].mean((1, 2))
+    assert abs(means[y == 0].mean() - means[y == 1].mean()) < 0.02
+
+
+def test_revised_tasks_change_their_cells_ids():
+    from bench.tasks import TASK_REVISIONS
+    for name in SYNTHETIC_TASKS:
+        ident = cell_from_mapping({"model": "classical_mamba", "task": name, "seq_len": 16}).identity()
+        assert ident["task"] == (f"{name}@{TASK_REVISIONS[name]}" if name in TASK_REVISIONS else name)
 
 
 def test_more_timesteps_means_more_distractors():

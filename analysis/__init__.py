@@ -9,6 +9,7 @@ claim of the registry and writes ``report.md``, ``claims.csv`` and the plots (de
 - ``catalog``   model names, the fields each model uses, the §8.2 table and the seed config
 - ``io``        reading a results folder (pyarrow; refuses mixed schema versions, reports corrupt
                 files); ``bench.schema`` is the only ``bench`` module imported anywhere here
+- ``scaling``   overhead-aware scaling models (Extra-P normal form) for the complexity claims
 - ``stats``     log–log slopes with bootstrap CIs, ratios, pairwise order; the written tolerance
                 rules (``stats.RULES``)
 - ``checks``    applying the rules to the rows: a verdict per claim and implementation, with the

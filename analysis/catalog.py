@@ -42,8 +42,9 @@ QUANTUM_FIELDS = ("n_qubits", "qlcu_layers", "quantum_backend", "qml_device")
 SSM_FIELDS = ("d_model", "d_state", "n_layers", "scan")
 GATED_FIELDS = ("hidden_dim", "chunk_size")
 MODEL_SPECIFIC = QUANTUM_FIELDS + SSM_FIELDS + GATED_FIELDS + ("quantum_steps",)
-# Cell columns that are run limits, not part of what a cell measures (not in its id).
-NOT_IDENTITY = ("time_budget_s",)
+# Cell columns that do not tell apart what cells measure: a run limit (not in the id), the replicate
+# index (cells differing only in it are replicates) and the circuit probe (run after the timed steps).
+NOT_IDENTITY = ("time_budget_s", "repeat", "circuit_probe_steps")
 # Run fields: every other cell field (task, seq_len, batch_size, world_size, device, dtype, steps,
 # seed, feature_dim, ...); they affect every model. Taken from the schema so that a field added
 # there is held fixed in every comparison.

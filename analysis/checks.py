@@ -15,7 +15,7 @@ import pandas as pd
 from . import stats as S
 from .claims import CLAIMS
 from .findings import Check, ClaimResult
-from .kinds import _eval_exact, _eval_order, _eval_ratio, _eval_relative, _eval_slope
+from .kinds import _eval_exact, _eval_order, _eval_ratio, _eval_relative, _eval_share, _eval_slope
 from .rows import (CLAMPED, _metric_rows, _seed_config_rows, claim_models, group_rows, impl_label,
                    implementations, prepare, select_impl, series_groups)
 from .suggest import _suggest
@@ -43,6 +43,8 @@ def evaluate(ok: pd.DataFrame, claims=CLAIMS, n_boot: int = S.N_BOOT, seed: int 
                 checks, verdicts, evidence = _eval_ratio(claim, rows, name, n_boot, seed)
             elif claim.kind == "order":
                 checks, verdicts, evidence = _eval_order(claim, rows, name)
+            elif claim.kind == "share":
+                checks, verdicts, evidence = _eval_share(claim, rows, name)
             elif claim.kind == "exact":
                 checks, verdicts, evidence = _eval_exact(claim, rows, name)
             elif claim.kind == "relative":

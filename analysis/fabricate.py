@@ -21,7 +21,7 @@ from bench import schema
 from . import catalog as C
 
 RUN_DEFAULTS = {"task": "marked_recall", "seq_len": 100, "batch_size": 8, "world_size": 1,
-                "device": "cpu", "dtype": "float32", "precision": "fp32", "track_activations": 0, "lr_schedule": "constant", "eval_every": 0, "steps": 20, "warmup_steps": 5, "lr": 1e-3,
+                "device": "cpu", "dtype": "float32", "precision": "fp32", "track_activations": 0, "repeat": 0, "circuit_probe_steps": 0, "lr_schedule": "constant", "eval_every": 0, "steps": 20, "warmup_steps": 5, "lr": 1e-3,
                 "seed": 0, "feature_dim": 64, "output_dim": 10, "dropout": 0.1}
 MODEL_DEFAULTS = {"n_qubits": 4, "qlcu_layers": 2, "d_model": 128, "d_state": 16, "n_layers": 2,
                   "hidden_dim": 64, "chunk_size": 16, "quantum_steps": 32, "quantum_backend": "torch",
@@ -101,13 +101,14 @@ def _q2q(q):
 def planted_row(model: str, *, time_T: float = 1.0, time_q: float = 1.0, time_C: float = -1.0,
                 mem_T_gated: float = 0.0, mem_T_ssm: float = 1.0, mem_q: float = 0.0,
                 time_scale=None, mem_scale=None, n_params=None, accuracy=None, noise=None,
-                spread: float = 0.03, index: int = 0, **fields) -> dict:
+                spread: float = 0.03, index: int = 0, circuit_share: float = 0.8, **fields) -> dict:
     """One row whose metrics follow the planted laws at its (seq_len, n_qubits, chunk_size, seed).
 
     time = scale · (T/32)^time_T · (q·2^q / 64)^time_q · (C/16)^time_C (ms);
     memory = scale · (T/32)^mem_T · (q·2^q / 64)^mem_q (MB; inference ¼, saved-for-backward ½).
     ``noise(index, metric) -> factor`` multiplies each metric; ``spread`` sets the cell's
-    fastest/p90 step at (1 ∓ spread) × its median."""
+    fastest/p90 step at (1 ∓ spread) × its median. Quantum models' cells are probed
+    (circuit_probe_steps 4 unless given) and get ``circuit_share`` (times the noise, at most 1)."""
     ts, ms = time_scale or TIME_SCALE, mem_scale or MEM_SCALE
     params, acc = n_params or C.DOC_PARAMS, accuracy or ACCURACY
     T = fields.setdefault("seq_len", RUN_DEFAULTS["seq_len"])
@@ -124,6 +125,8 @@ def planted_row(model: str, *, time_T: float = 1.0, time_q: float = 1.0, time_C:
         t *= (c / 16) ** time_C
     t_step = t * f("step_time_median_s")
     batch = fields.get("batch_size") or RUN_DEFAULTS["batch_size"]
+    probe = fields.setdefault("circuit_probe_steps", 4 if model in C.QUANTUM else 0)
+    share = min(1.0, circuit_share * f("circuit_share")) if probe and model in C.QUANTUM else None
     return fake_row(
         model, step_time_median_s=t_step, step_time_min_s=t_step * (1 - spread),
         step_time_p90_s=t_step * (1 + spread), infer_time_median_s=0.3 * t * f("infer_time_median_s"),
@@ -131,7 +134,7 @@ def planted_row(model: str, *, time_T: float = 1.0, time_q: float = 1.0, time_C:
         peak_mem_infer_bytes=0.25 * mem * f("peak_mem_infer_bytes"),
         saved_bytes_per_step=0.5 * mem * f("saved_bytes_per_step"),
         samples_per_s=batch / t_step, timesteps_per_s=batch * T / t_step,
-        n_params=params[model], accuracy=min(1.0, acc[model] + 0.005 * seed), **fields)
+        n_params=params[model], accuracy=min(1.0, acc[model] + 0.005 * seed), circuit_share=share, **fields)
 
 
 def planted_rows(*, seeds=(0,), seq_lens=(32, 64, 128, 256), qubits=(2, 4, 6, 8), chunks=(4, 8, 16, 32),

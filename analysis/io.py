@@ -114,11 +114,11 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _upgrade(rows: pd.DataFrame) -> pd.DataFrame:
-    """Version-1 rows as version 2: precision from dtype, the new cell fields at their defaults."""
+    """Older rows as the current version: precision from dtype, later cell fields at their defaults."""
     miss = rows["precision"].isna()
     if miss.any():
         rows.loc[miss, "precision"] = np.where(rows.loc[miss, "dtype"].astype(str) == "float64", "fp64", "fp32")
-    for name, value in schema.V1_DEFAULTS.items():
+    for name, value in schema.UPGRADE_DEFAULTS.items():
         rows[name] = rows[name].fillna(value)
     return rows
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import catalog as C
+from . import scaling as SC
 from . import stats as S
 from .claims import Claim
 from .findings import Check
@@ -25,16 +26,40 @@ from .rows import (_at_reference, _fmt, _label, _norm, _reference_values, _seed_
                    _sortkey, _varying, claim_models, group_rows, series_groups)
 
 
+X_LABEL = {"q2q": "q·2^q", "T/C": "T/C"}
+
+
 def _x_values(rows: pd.DataFrame, claim: Claim) -> np.ndarray:
     x = as_float(rows[claim.x])
     if claim.x_transform == "q2q":
         x = x * np.power(2.0, x)
+    elif claim.x_transform == "T/C":
+        x = as_float(rows["seq_len"]) / x
     return x
 
 
+def _x_label(claim: Claim) -> str:
+    return X_LABEL.get(claim.x_transform, claim.x)
+
+
+def _where(fit: SC.ScalingFit, x_label: str) -> str:
+    """Where the leading term takes over from the fixed cost, in words."""
+    xc = fit.crossover
+    if xc is None:
+        return "no leading term"
+    if xc <= fit.x_min:
+        return "leading term the larger part from the smallest x"
+    if math.isinf(xc) or xc > 1e6 * fit.x_max:
+        return "fixed cost the larger part far beyond the range"
+    where = "within the range" if xc <= fit.x_max else "beyond the range"
+    return f"leading term the larger part beyond {x_label} ≈ {xc:.3g} ({where})"
+
+
 def _eval_slope(claim: Claim, rows: pd.DataFrame, impl_name: str, n_boot: int, seed: int):
+    """Scaling-model verdicts (analysis.scaling) per model series; the log–log slope beside."""
     checks, verdicts, evidence = [], {}, {}
-    x_label = "q·2^q" if claim.x_transform == "q2q" else claim.x
+    x_label = _x_label(claim)
+    n_model = min(SC.N_BOOT_MODEL, n_boot)
     for m in claim.models:
         subj = C.short(m)
         rm = rows[rows["model"] == m]
@@ -45,19 +70,25 @@ def _eval_slope(claim: Claim, rows: pd.DataFrame, impl_name: str, n_boot: int, s
         series_v = []
         best = None
         for key, g in series_groups(rm, key_fields, claim.x):
-            fit = S.loglog_fit(_x_values(g, claim), as_float(g[claim.metric]), n_boot=n_boot, seed=seed)
+            xv, yv = _x_values(g, claim), as_float(g[claim.metric])
+            fit = SC.fit_scaling(xv, yv, n_boot=n_model, seed=seed)
             if fit is None:
                 continue  # one x value: not a series
-            v, why = S.slope_verdict(fit, claim.expected, claim.tol)
+            v, why = SC.scaling_verdict(fit, claim.expected, claim.tol, claim.log_powers)
+            slope = S.loglog_fit(xv, yv, n_boot=n_boot, seed=seed)
             xs = sorted(set(as_float(g[claim.x]).tolist()))
-            detail = (f"{claim.x} {_fmt(_norm(xs[0]))}–{_fmt(_norm(xs[-1]))} ({fit.levels} values), "
-                      f"{fit.method}")
-            if claim.metric == "step_time_median_s":  # fastest steps: less sensitive to a busy machine
-                fmin = S.loglog_fit(_x_values(g, claim), as_float(g["step_time_min_s"]), n_boot=n_boot, seed=seed)
-                if fmin is not None:
-                    detail += f"; slope of the fastest steps {fmin.slope:.2f}"
+            detail = (f"{claim.x} {_fmt(_norm(xs[0]))}–{_fmt(_norm(xs[-1]))} ({fit.levels} values, {fit.n} cells); "
+                      f"model {fit.formula(x_label)}")
+            if fit.picks:
+                detail += f" [resamples: {fit.picks_text(x_label)}]"
+            if not fit.constant:
+                detail += f"; fixed cost {_si(fit.c0, claim.metric)} = {fit.fixed_share_at_min:.0%} at the smallest x; " \
+                          f"{_where(fit, x_label)}"
+            if slope is not None and math.isfinite(slope.ci_lo):
+                detail += f"; log–log slope {slope.slope:.2f} [{slope.ci_lo:.2f}, {slope.ci_hi:.2f}]"
             checks.append(Check(claim.id, impl_name, subj, _label(key_fields, key, vary), v, why,
-                                fit.slope, fit.ci_lo, fit.ci_hi, claim.expected, fit.n, detail))
+                                0.0 if fit.constant else fit.i, fit.exp_lo, fit.exp_hi, claim.expected,
+                                fit.n, detail))
             series_v.append(v)
             rank = (v != S.INCONCLUSIVE, fit.levels, fit.n)
             if best is None or rank > best[0]:
@@ -72,9 +103,9 @@ def _eval_slope(claim: Claim, rows: pd.DataFrame, impl_name: str, n_boot: int, s
             continue
         verdicts[subj] = S.combine_series(series_v)
         fit = best[1]
-        ci = f"[{fit.ci_lo:.2f}, {fit.ci_hi:.2f}]" if math.isfinite(fit.ci_lo) else "(no CI)"
         more = f" ({len(series_v)} series: {dict(Counter(series_v))})" if len(series_v) > 1 else ""
-        evidence[subj] = f"slope vs {x_label} {fit.slope:.2f} {ci}{more}"
+        c0 = "" if fit.constant else f", fixed cost {fit.fixed_share_at_min:.0%} at {x_label}={_fmt(_norm(fit.x_min))}"
+        evidence[subj] = f"{fit.formula(x_label)}{c0}{more}"
     return checks, verdicts, evidence
 
 
@@ -272,4 +303,49 @@ def _eval_relative(claim: Claim, rows: pd.DataFrame, impl_name: str):
         verdicts[subj], evidence[subj] = v, why
         checks.append(Check(claim.id, impl_name, subj, "seed config", v, why, ratios[0], ratios[0],
                             ratios[-1], doc, len(vals)))
+    return checks, verdicts, evidence
+
+
+def _eval_share(claim: Claim, rows: pd.DataFrame, impl_name: str):
+    """'Dominated by X': the mean share at each size (one point per distinct cell, its seeds and
+    repeats the replicates) against ``expected``; a model's verdict combines its points as series."""
+    checks, verdicts, evidence = [], {}, {}
+    for m in claim.models:
+        subj = C.short(m)
+        rm = rows[rows["model"] == m]
+        key_fields = [f for f in C.relevant_fields(m) if f != "seed" and f not in C.IMPL_FIELDS]
+        vary = _varying(rm, key_fields)
+        point_v, shown = [], []
+        for key, g in sorted(group_rows(rm, key_fields).items(), key=lambda kv: _sortkey(kv[0])):
+            vals = as_float(g[claim.metric])
+            vals = vals[np.isfinite(vals)]
+            n = len(vals)
+            if n == 0:
+                continue
+            mean = float(vals.mean())
+            if n >= 2:
+                half = S.t975(n - 1) * float(vals.std(ddof=1)) / math.sqrt(n)
+                lo, hi = mean - half, mean + half
+                if lo > claim.expected:
+                    v, why = S.SUPPORTED, f"CI above {claim.expected:g}"
+                elif hi < claim.expected:
+                    v, why = S.CONTRADICTED, f"CI below {claim.expected:g}"
+                else:
+                    v, why = S.INCONCLUSIVE, f"CI straddles {claim.expected:g}"
+            else:
+                lo = hi = math.nan
+                v, why = S.INCONCLUSIVE, "1 cell: no interval (add repeats)"
+            label = _label(key_fields, key, vary)
+            checks.append(Check(claim.id, impl_name, subj, label, v, why, mean, lo, hi, claim.expected, n,
+                                f"{claim.metric} over {n} cells: " + ", ".join(f"{x:.2f}" for x in vals)))
+            point_v.append(v)
+            shown.append(f"{mean:.0%}" + (f" ({label})" if label != "all cells" else ""))
+        if not point_v:
+            verdicts[subj] = S.INCONCLUSIVE
+            evidence[subj] = f"no cells with {claim.metric} (run cells with circuit_probe_steps > 0)"
+            checks.append(Check(claim.id, impl_name, subj, "—", S.INCONCLUSIVE, evidence[subj],
+                                expected=claim.expected, n_cells=len(rm)))
+            continue
+        verdicts[subj] = S.combine_series(point_v)
+        evidence[subj] = "circuits " + "; ".join(shown[:4]) + (" …" if len(shown) > 4 else "") + " of the step"
     return checks, verdicts, evidence

@@ -19,6 +19,7 @@ from matplotlib.ticker import FuncFormatter
 
 from . import catalog as C
 from . import checks as K
+from . import scaling as SC
 from .io import as_float
 
 MAX_IMPL_ROWS = 4
@@ -68,7 +69,7 @@ def _best_series(rows: pd.DataFrame, model: str, x: str) -> pd.DataFrame | None:
 
 
 def _scaling(df: pd.DataFrame, out: Path, name: str, x: str, metrics, models=None,
-             transform=None, xlabel=None, log_x=True, caption="") -> list[tuple[str, str]]:
+             transform=None, xlabel=None, log_x=True, caption="", xname="T") -> list[tuple[str, str]]:
     models = [m for m in (models or _models(df)) if (df["model"] == m).any()]
     metrics = [m for m in metrics if m in df.columns and np.isfinite(as_float(df[m])).any()]
     if not models or not metrics:
@@ -94,14 +95,17 @@ def _scaling(df: pd.DataFrame, out: Path, name: str, x: str, metrics, models=Non
         ax = axes[i // len(metrics)][i % len(metrics)]
         for m, s in lines:
             xv, yv = as_float(s[x]), as_float(s[metric])
-            xt = transform(xv) if transform else xv
-            fit = np.polyfit(np.log(xt), np.log(yv), 1)
+            xt = transform(xv, s) if transform else xv
+            fit = SC.fit_scaling(xt, yv, n_boot=0)
             sns.scatterplot(x=xv, y=yv, ax=ax, color=_color(m), marker=MARKERS.get(m, "o"), s=36,
                             legend=False)
             grid = np.linspace(xv.min(), xv.max(), 60) if not log_x else np.geomspace(xv.min(), xv.max(), 60)
-            gt = transform(grid) if transform else grid
-            ax.plot(grid, np.exp(fit[1]) * gt ** fit[0], color=_color(m), lw=1.4,
-                    label=f"{C.short(m)} (slope {round(float(fit[0]), 2) + 0.0:.2f})")
+            gt = transform(grid, s) if transform else grid
+            if fit is None:
+                continue
+            term = "constant" if fit.constant else SC.term_text(fit.i, fit.j, xname)
+            fixed = "" if fit.constant else f", fixed {fit.fixed_share_at_min:.0%} at min"
+            ax.plot(grid, fit.predict(gt), color=_color(m), lw=1.4, label=f"{C.short(m)}: {term}{fixed}")
         ax.set_yscale("log")
         if log_x:
             ax.set_xscale("log", base=2)
@@ -116,42 +120,49 @@ def _scaling(df: pd.DataFrame, out: Path, name: str, x: str, metrics, models=Non
     return [(_save(fig, out, name), caption)]
 
 
-def _q2q(q):
+def _q2q(q, series=None):
     return q * np.power(2.0, q)
+
+
+def _chunks(c, series):
+    """T/C, the number of chunks (the series holds one T)."""
+    return float(np.nanmedian(as_float(series["seq_len"]))) / np.asarray(c, float)
 
 
 def plot_time_vs_T(df, out):
     return _scaling(df, out, "time_vs_T.png", "seq_len", ["step_time_median_s", "infer_time_median_s"],
-                    xlabel="T (seq_len)", caption="Step and inference time vs T (log–log); lines: "
-                    "least-squares power law per model, slope in the legend (§8.3 claims slope 1).")
+                    xlabel="T (seq_len)", caption="Step and inference time vs T (log–log); lines: each "
+                    "model's scaling model c0 + c1·f(T) (leading term and the fixed cost's share at the "
+                    "smallest T in the legend; §8.3 claims T).")
 
 
 def plot_mem_vs_T(df, out):
     return _scaling(df, out, "mem_vs_T.png", "seq_len",
                     ["peak_mem_train_bytes", "peak_mem_infer_bytes", "saved_bytes_per_step"],
-                    xlabel="T (seq_len)", caption="Peak memory vs T (log–log). §8.4: Gated flat "
-                    "(slope 0), SSM linear (slope 1).")
+                    xlabel="T (seq_len)", caption="Peak memory vs T (log–log); lines: scaling models. "
+                    "§8.4: Gated flat, SSM linear in T.")
 
 
 def plot_time_vs_qubits(df, out):
     return _scaling(df, out, "time_vs_qubits.png", "n_qubits", ["step_time_median_s", "infer_time_median_s"],
-                    models=C.QUANTUM, transform=_q2q, xlabel="q (n_qubits)", log_x=False,
-                    caption="Time vs qubits at fixed T (log y); lines: power law in q·2^q, slope in "
-                    "the legend (§8.3 claims slope 1).")
+                    models=C.QUANTUM, transform=_q2q, xlabel="q (n_qubits)", log_x=False, xname="q·2^q",
+                    caption="Time vs qubits at fixed T (log y); lines: scaling models in x = q·2^q "
+                    "(§8.3 claims x).")
 
 
 def plot_mem_vs_qubits(df, out):
     return _scaling(df, out, "mem_vs_qubits.png", "n_qubits",
                     ["peak_mem_train_bytes", "peak_mem_infer_bytes"], models=C.QUANTUM, transform=_q2q,
-                    xlabel="q (n_qubits)", log_x=False,
-                    caption="Peak memory vs qubits; slope vs q·2^q in the legend (§8.4: 'minimal' "
-                    "overhead, slope ≈ 0).")
+                    xlabel="q (n_qubits)", log_x=False, xname="q·2^q",
+                    caption="Peak memory vs qubits; lines: scaling models in x = q·2^q (§8.4: "
+                    "'minimal' overhead, flat).")
 
 
 def plot_time_vs_chunk(df, out):
     return _scaling(df, out, "time_vs_chunk.png", "chunk_size", ["step_time_median_s", "infer_time_median_s"],
-                    models=C.GATED, xlabel="C (chunk_size)", caption="Gated models: time vs chunk "
-                    "size at fixed T (log–log); §8.3's T/C predicts slope −1.")
+                    models=C.GATED, xlabel="C (chunk_size)", transform=_chunks, xname="T/C", caption="Gated models: "
+                    "time vs chunk size at fixed T (log–log); lines: scaling models in x = T/C, the "
+                    "number of chunks (§8.3 claims x).")
 
 
 def plot_world_size(df, out):

@@ -248,7 +248,7 @@ def fit_scaling(x, y, n_boot: int = N_BOOT_MODEL, seed: int = 0) -> ScalingFit |
     c0, c1 = float(c0[0, h]), float(c1[0, h])
     i, j = HYPOTHESES[h]
     out = ScalingFit(i, j, c0, c1, cv, len(x), L, float(x.min()), float(x.max()), enough=enough, reason=reason)
-    if L < 3:
+    if L < 3 or n_boot <= 0:
         return out
     # residual bootstrap of the choice
     fitted = out.predict(x)

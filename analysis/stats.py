@@ -2,22 +2,32 @@
 
 The tolerance rules (also printed in every report, ``RULES``):
 
-* **Slope claims** ("time is linear in T", "memory is flat in T", "time ∝ q·2^q", "time ∝ T/C").
+* **Scaling claims** ("time is O(T)", "memory is flat in T", "time ∝ q·2^q", "time ∝ T/C").
   A *series* is the ``ok`` cells of one model and one implementation whose cell fields are all
-  equal except the swept one (and ``seed``: several seeds or attempts are replicates). Fit
-  ``log(metric) = a + b·log(x)`` by least squares, one point per cell (its median step time, or
-  its peak memory). 95% CI of ``b``: ``b ± t(n−2) · SE``, with SE the standard deviation of ``b``
-  over 2000 residual-bootstrap resamples of the cells (residuals inflated by √(n/(n−2))); the
-  Student t quantile keeps few-cell series honest. A series needs ≥ 3 distinct x values, or ≥ 2
-  with ≥ 2 replicates each, spanning a factor ≥ 2, else it is *inconclusive* (a model with one x
-  value has no series). With expected exponent ``k`` and tolerance ``τ`` (τ = 0.25 for growth
-  laws, 0.15 for "flat"/"minimal", where k = 0): **supported** when the whole CI lies in
-  ``[k − τ, k + τ]``; **contradicted** when the whole CI lies outside it and is at most three
-  band widths (6τ) wide; otherwise **inconclusive** (too noisy, or on the edge). A slope below
-  ``k − τ`` is a contradiction *in the measured range*: fixed per-step costs hide the claimed
-  growth there; the evidence says so, and larger x decides whether the asymptotic claim holds.
-  For step times the slope of the fastest steps is shown beside (less sensitive to a busy
-  machine); the verdict uses the medians.
+  equal except the swept one (``seed`` and ``repeat`` make replicates). Each series gets a
+  scaling model in Extra-P's performance-model normal form (Calotoiu et al., SC'13),
+  ``t(x) = c0 + c1·x^i·log2(x)^j`` with c0, c1 >= 0, i in {0, 1/4, 1/3, 1/2, 2/3, 3/4, 1, 5/4,
+  4/3, 3/2, 2, 3}, j in {0, 1, 2}; c0 is the fixed cost (dispatch, optimiser, head, launches),
+  the x-term the leading term a complexity claim is about. Fit: least squares on relative errors;
+  choice: leave-one-x-out cross-validation, the simpler hypothesis (constant, then fewer log
+  factors) when within 25% of the best error; uncertainty: 400 residual-bootstrap resamples
+  redo the choice. With claimed exponent ``k`` and tolerance ``τ`` (0.25; 0.15 for "flat"):
+  growth claims are **supported** when >= 90% of the resamples pick a leading term with
+  |i − k| <= τ and an allowed log power (none for O(x)), **contradicted** when >= 90% pick
+  another growing term; when most resamples pick the constant model, the growth is hidden under
+  the fixed cost in the measured range: inconclusive, extend x. Flat claims are **supported**
+  when the chosen models grow by at most the factor (x_max/x_min)^τ over the range in 97.5% of
+  the resamples (leading exponent 0, or c1·x negligible against c0), **contradicted** when they
+  grow by more in 97.5% and >= 90% pick a growing term. A series needs >= 3 distinct x values
+  spanning a factor >= 2. The report gives the model, c0, the fixed cost's share at the
+  smallest x, the x beyond which the leading term is the larger part, the resamples' picks, and
+  the pure log–log slope (95% CI) beside as a secondary figure. Rules in full:
+  ``analysis/scaling.py``.
+* **Share claims** ("dominated by circuit simulation"): ``circuit_share`` (1 − circuit-free
+  pass / full pass, measured in the cell, ``circuit_probe_steps``) at each size, the mean over its
+  cells (seeds, repeats) with a t interval: supported above 0.5 when the interval is, contradicted
+  when the interval is below; a model combines its sizes as series do. Kept apart from the
+  complexity verdict: a step can grow as q·2^q while the circuits are a small part of it.
 * **Ratio claims** ("Hydra ~2× Mamba"). Cells of the two models are matched on every cell field
   that applies to both (a field that applies to one only is held at its seed-config value, or its
   most common one). A series is the matched cells with all else fixed and ``seq_len`` free; fit

@@ -52,7 +52,8 @@ def _base_fields(df: pd.DataFrame, impl: dict, models) -> dict:
     return base
 
 
-_NOISE_WORDS = ("wide", "straddles", "edge", "overlap", "tie")
+_NOISE_WORDS = ("wide", "straddles", "edge", "overlap", "tie", "unstable", "too noisy")
+_RANGE_WORDS = "extend the range"
 
 
 def _is_noise(check: Check) -> bool:
@@ -78,9 +79,13 @@ def _suggest(claim: Claim, impl: dict, all_ok: pd.DataFrame, result: ClaimResult
         lack_models = [m for m in models if C.short(m) in lacking]
         data_models = [m for m in models if C.short(m) in need_data]
         levels = _levels_for(claim.x, device)
+        have = sorted({v for v in _obj(all_ok[all_ok["model"].isin(lack_models)][claim.x]) if v is not None})
         if not data_models:  # only noise: replicate the x values already measured
-            have = sorted({v for v in _obj(all_ok[all_ok["model"].isin(lack_models)][claim.x]) if v is not None})
             levels = have if len(have) >= 3 else levels
+        elif have and any(_RANGE_WORDS in c.reason for s in data_models for c in by_subject.get(C.short(s), [])):
+            # growth hidden under the fixed cost: larger x (chunks: smaller C, so more chunks)
+            ext = [have[0] // 2, have[0] // 4] if claim.x_transform == "T/C" else [have[-1] * 2, have[-1] * 4]
+            levels = sorted(set(have) | {v for v in ext if v >= 1})
         base.pop(claim.x, None)
         if data_models:
             lines.append(f"cells of {', '.join(data_models)} at {claim.x} ∈ {levels} with every other "
@@ -116,6 +121,13 @@ def _suggest(claim: Claim, impl: dict, all_ok: pd.DataFrame, result: ClaimResult
         if claim.min_reps > 1:
             lines.append(f"at least {claim.min_reps} seeds per model at those settings")
             grid["seed"] = list(range(max(claim.min_reps, 3)))
+    elif claim.kind == "share":
+        lack_models = [m for m in models if C.short(m) in lacking]
+        lines.append(f"cells of {', '.join(lack_models)} with circuit_probe_steps: 6 and repeat: [0, 1] "
+                     f"({fixed(base)}), at each size of interest (n_qubits, seq_len)")
+        base["circuit_probe_steps"] = 6
+        grid = {"model": lack_models, "repeat": [0, 1]}
+        noisy = []
     else:  # exact / relative
         seed_cfg = {k: v for k, v in C.SEED_CONFIG.items() if k != "dropout"}
         lack_models = [m for m in models if C.short(m) in lacking]
@@ -129,8 +141,9 @@ def _suggest(claim: Claim, impl: dict, all_ok: pd.DataFrame, result: ClaimResult
                            if any(k in C.relevant_fields(m) for m in lack_models)}}
         grid = {"model": lack_models}
     if noisy:
+        rep = "seed" if claim.metric == "accuracy" else "repeat"
         lines.append(f"{', '.join(noisy)}: measured but too noisy or too close to call — add replicates "
-                     "(seed: [0, 1, 2]) at the same cells, or more timed steps")
-        grid.setdefault("seed", [0, 1, 2])
+                     f"({rep}: [0, 1, 2]) at the same cells, or more timed steps")
+        grid.setdefault(rep, [0, 1, 2])
     result.suggestions = lines
     result.suggestion_yaml = {**base, "grid": grid}

@@ -40,7 +40,7 @@ DEFAULTS_HELP = {"steps": f"{STEPS_DEFAULT}; {STEPS_BUDGET_DEFAULT} with target_
 # Fields added after cell ids were first published: hashed into cell_id only away from these
 # values (so every older cell keeps its id; fp32/fp64 are already in dtype).
 _ID_QUIET = {"precision": ("fp32", "fp64"), "track_activations": (0,), "lr_schedule": ("constant",),
-             "eval_every": (0,), "target_accuracy": (None,)}
+             "eval_every": (0,), "target_accuracy": (None,), "repeat": (0,), "circuit_probe_steps": (0,)}
 # Fields that limit an attempt but do not change its measurements: not hashed into cell_id.
 RUN_LIMIT_FIELDS = ("time_budget_s",)
 # Cell fields that are model settings (passed to qssm.build_model under the same name).
@@ -86,6 +86,8 @@ class Cell:
     num_threads: int = 0                        # torch threads per rank; 0 = auto (cores / ranks)
     time_budget_s: float | None = None          # wall-time limit of an attempt (None: none)
     track_activations: int = 0                  # per-block activation RMS every k steps (0: off)
+    repeat: int = 0                             # replicate index (same seed): a separate cell, a replicate in analysis
+    circuit_probe_steps: int = 0                # quantum models: pairs of passes measuring circuit_share (0: off)
     # --- model settings (None where the model does not use them) ---
     n_qubits: int | None = _MD["n_qubits"]              # q
     qlcu_layers: int | None = _MD["qlcu_layers"]        # l
@@ -166,6 +168,8 @@ class Cell:
             parts.append(self.dtype)
         if self.track_activations:
             parts.append(f"act/{self.track_activations}")
+        if self.repeat:
+            parts.append(f"rep={self.repeat}")
         if self.device != "cpu":
             parts.append(self.device)
         return " ".join(parts)
@@ -174,12 +178,29 @@ class Cell:
         return dataclasses.replace(self, **changes)
 
 
+def distinct_labels(cells) -> list[str]:
+    """``Cell.label()`` of each cell, with the fields that tell apart cells sharing a label added
+    (so that a listing never shows two different cells the same way)."""
+    labels = [c.label() for c in cells]
+    by_label: dict = {}
+    for i, lab in enumerate(labels):
+        by_label.setdefault(lab, []).append(i)
+    for lab, idx in by_label.items():
+        if len(idx) < 2:
+            continue
+        differ = [f for f in CELL_FIELDS
+                  if len({repr(getattr(cells[i], f)) for i in idx}) > 1]
+        for i in idx:
+            labels[i] = lab + " " + " ".join(f"{f}={getattr(cells[i], f)}" for f in differ)
+    return labels
+
+
 CELL_FIELDS = tuple(f.name for f in fields(Cell))
 assert set(CELL_FIELDS) == set(schema.CELL_FIELD_NAMES), "bench.schema.CELL_COLUMNS and Cell disagree"
 DEFAULTS = {f.name: f.default for f in fields(Cell) if f.default is not dataclasses.MISSING}
 
 _INT = {"seq_len": 1, "batch_size": 1, "world_size": 1, "steps": 1, "warmup_steps": 0, "seed": 0,
-        "eval_samples": 1, "num_threads": 0, "track_activations": 0, "eval_every": 0, "n_qubits": 1, "qlcu_layers": 1, "feature_dim": 1, "d_model": 1,
+        "eval_samples": 1, "num_threads": 0, "track_activations": 0, "eval_every": 0, "repeat": 0, "circuit_probe_steps": 0, "n_qubits": 1, "qlcu_layers": 1, "feature_dim": 1, "d_model": 1,
         "d_state": 1, "n_layers": 1, "output_dim": 1, "hidden_dim": 1, "chunk_size": 1, "quantum_steps": 1}
 _INT_MAX = 2 ** 63 - 1
 _FLOAT = ("lr", "dropout", "time_budget_s", "target_accuracy")

@@ -1,7 +1,7 @@
 """`qssm run-cell MANIFEST [INDEX]`: run cell INDEX (0-based; default $SLURM_ARRAY_TASK_ID) of a
 manifest, once per rank (under srun, torchrun, mpirun, submitit — or alone, which spawns the
 ranks here). Skips a cell that already has an ok row unless --force. Exit status 0 when the cell
-is ok (or was already done), 1 when it failed, 2 for bad input, 75 when SLURM's warning signal (USR2)
+is ok (or was already done), 1 when it failed, 2 for bad input, 75 when SLURM's warning signal (USR2, or SIGTERM on pre-emption)
 stopped it at a checkpoint (no row; run it again to resume)."""
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ def run(args) -> int:
     cell = manifest.cells[index]
     requeues = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
     if os.environ.get("SLURM_JOB_ID"):
-        # SLURM's warning before the time limit (sbatch --signal=USR2@S) or a pre-emption:
-        # checkpoint at the next step and exit 75 without a row; the sbatch script requeues
+        # SLURM's warning before the time limit (sbatch --signal=USR2@S) or a pre-emption (SIGTERM,
+        # or USR2 with preempt_send_user_signal): checkpoint at the next step and exit 75 without a
+        # row; the sbatch script requeues (after a pre-emption SLURM may already have)
         from .requeue import install_stop_handler
         install_stop_handler()
     out = run_cell(cell, results_dir, args.launcher, force=args.force, requeues=requeues)

@@ -28,6 +28,8 @@ def add_arguments(p) -> None:
     p.add_argument("sweep", metavar="SWEEP", help="sweep file (YAML), or the name of a shipped sweep")
     p.add_argument("--profile", default="local", metavar="P",
                    help="site profile: a name in slurm/profiles/ or a YAML file (default: local)")
+    from .profiles import add_set_argument
+    add_set_argument(p)
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="folder for the scripts and manifests")
     p.add_argument("--results", metavar="DIR", default=None,
                    help="results folder the jobs write to (default: results/<sweep file name>)")
@@ -58,7 +60,7 @@ def _q(value) -> str:
 def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, manifest: Path,
                   results_dir: Path, log_dir: Path, python: str, pythonpath: list, launcher: str = "sbatch",
                   sweep: str = "", checkpoint_every_s: float = 300.0, signal_delay_s: int = 90,
-                  max_requeues: int = 3) -> str:
+                  max_requeues: int = 3, throttle: int | None = None) -> str:
     """The text of one array script (pure: everything it depends on is an argument)."""
     from .executors.slurm import sbatch_options
     opts = sbatch_options(profile, shape)
@@ -78,7 +80,7 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
         "# A cell already done is skipped, so submitting the whole array again runs only what is left.",
         "#",
         f"#SBATCH --job-name={job_name}",
-        f"#SBATCH --array=0-{n_cells - 1}%{profile.max_concurrent}",
+        f"#SBATCH --array=0-{n_cells - 1}%{throttle or profile.max_concurrent}",
     ]
     lines += [f"#SBATCH --{key}={value}" for key, value in opts.items()]
     lines += [
@@ -94,6 +96,8 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
     if pythonpath:
         lines += ["", "# --- qssm-bench is used from its checkout (not installed in the interpreter below)"]
         lines += list(pythonpath)
+    from .profiles import provenance_setup
+    lines += ["", "# --- recorded in every row's environment (qssm.env)"] + provenance_setup(profile)
     srun = ["srun", f"--ntasks={shape.world_size}", f"--ntasks-per-node={shape.tasks_per_node}",
             f"--cpus-per-task={profile.cpus_per_task}"]
     if launcher == "mpi":
@@ -111,9 +115,16 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
         f"export QSSM_CHECKPOINT_EVERY_S=\"${{QSSM_CHECKPOINT_EVERY_S:-{checkpoint_every_s:g}}}\"",
         "",
         f"# one rank per task; run-cell learns rank and world size from {'MPI' if launcher == 'mpi' else 'SLURM'}",
+        "# SLURM's SIGTERM on pre-emption reaches this script too: keep it alive (srun passes the",
+        "# signal on to the ranks, which checkpoint at their next step and exit 75)",
+        "trap 'echo \"[qssm] SIGTERM: the cell checkpoints at its next step\" >&2' TERM",
         " ".join(srun) + " \\",
-        f"    \"${{QSSM[@]}}\" run-cell \"$MANIFEST\" \"$SLURM_ARRAY_TASK_ID\" --launcher {launcher}",
-        "status=$?",
+        f"    \"${{QSSM[@]}}\" run-cell \"$MANIFEST\" \"$SLURM_ARRAY_TASK_ID\" --launcher {launcher} &",
+        "SRUN_PID=$!",
+        "while :; do",
+        "    wait \"$SRUN_PID\"; status=$?",
+        "    kill -0 \"$SRUN_PID\" 2>/dev/null || break   # wait was only interrupted by the trap",
+        "done",
         "",
         "# 75: the cell checkpointed after SLURM's warning (time limit or pre-emption) and stopped;",
         "# requeue it: the rerun resumes from the checkpoint and its row counts the requeue.",
@@ -142,7 +153,7 @@ def run(args) -> int:
     if args.checkpoint_every_s <= 0:
         raise UserError(f"--checkpoint-every-s={args.checkpoint_every_s:g} is not allowed; need > 0")
     sweep = load_sweep(args.sweep)
-    profile = load_profile(args.profile)
+    profile = load_profile(args.profile, args.profile_set)
     groups = group_cells(sweep.cells, profile)          # UserError before anything is written
     for w in sweep.warnings:
         print(f"qssm: warning: {w}", file=sys.stderr)
@@ -162,7 +173,10 @@ def run(args) -> int:
         done, failed, to_run = plan(sweep.cells, results_dir, args.retry_failed)
         keep = {c.cell_id for c in to_run}
         n_done = len(done) + len(failed)
-    python = os.path.abspath(sys.executable)
+    python = profile.python or os.path.abspath(sys.executable)
+    from .executors.slurm_resources import throttles
+    kept = {s: [c for c in g if c.cell_id in keep] for s, g in groups.items()}
+    shares = throttles({s: g for s, g in kept.items() if g}, profile.max_concurrent)
     written = []
     for shape, cells in groups.items():
         cells = [c for c in cells if c.cell_id in keep]
@@ -176,7 +190,8 @@ def run(args) -> int:
                              script=script, manifest=manifest, results_dir=results_dir, log_dir=out / "logs",
                              python=python, pythonpath=pythonpath_setup(), launcher=args.launcher,
                              sweep=sweep.source, checkpoint_every_s=args.checkpoint_every_s,
-                             signal_delay_s=args.signal_delay_s, max_requeues=args.max_requeues)
+                             signal_delay_s=args.signal_delay_s, max_requeues=args.max_requeues,
+                             throttle=shares[shape])
         tmp = script.with_name(f".{script.name}.{os.getpid()}.tmp")
         tmp.write_text(text)
         tmp.chmod(0o755)

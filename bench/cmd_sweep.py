@@ -53,17 +53,36 @@ def run(args) -> int:
 
     sweep = load_sweep(args.sweep)
     executor_cls = executor_class(args.executor)
-    executor_cls.check_cells(sweep.cells)   # --dry-run too: it refuses what the real run refuses
+    # --dry-run too: it refuses what the real run refuses, and leaves out what it would leave out
+    split = getattr(executor_cls, "split_cells", None)
+    if split is not None:
+        cells, left_out = split(sweep.cells)
+    else:
+        from .errors import UserError
+        try:
+            executor_cls.check_cells(sweep.cells)
+        except UserError as exc:
+            if not (args.dry_run and getattr(exc, "tool_missing", False)):
+                raise
+            print(f"qssm: warning: {exc} (a real run stops here)", file=sys.stderr)
+        cells, left_out = list(sweep.cells), []
+    executor = executor_cls.from_args(args)  # loads and checks the profile (and its --set) now
     results = Path(args.results) if args.results else Path("results") / Path(sweep.source).stem
     results_dir = store.prepare_results_dir(results, create=not args.dry_run)
     for w in sweep.warnings:
         print(f"qssm: warning: {w}", file=sys.stderr)
-    done, failed, to_run = plan(sweep.cells, results_dir, args.retry_failed)
+    for c, why in left_out[:10]:
+        print(f"qssm: leaving out {c.cell_id} ({c.label()}): {why}", file=sys.stderr)
+    if len(left_out) > 10:
+        print(f"qssm: ... and {len(left_out) - 10} more cells left out for the same reason", file=sys.stderr)
+    done, failed, to_run = plan(cells, results_dir, args.retry_failed)
     extra = []
     if sweep.n_duplicates:
         extra.append(f"{sweep.n_duplicates} duplicates merged")
     if sweep.n_excluded:
         extra.append(f"{sweep.n_excluded} excluded")
+    if left_out:
+        extra.append(f"{len(left_out)} left out: more GPUs than this machine has")
     print(f"{sweep.source}: {len(sweep.cells)} cells ({sweep.n_points} combinations"
           + (", " + ", ".join(extra) if extra else "") + f"): {len(done)} done, "
           + (f"{len(failed)} failed before (skipped; --retry-failed to rerun), " if failed else "")
@@ -71,11 +90,15 @@ def run(args) -> int:
     if args.dry_run:
         state = {c.cell_id: "done" for c in done}
         state.update({c.cell_id: "failed-before" for c in failed})
-        for c in sweep.cells:
-            print(f"  {c.cell_id}  {state.get(c.cell_id, 'to-run'):<13} {c.label()}")
+        from .cell import distinct_labels
+        describe = getattr(executor, "describe_plan", None)
+        arrays = describe(to_run) if describe is not None and to_run else []   # its checks first
+        for c, label in zip(cells, distinct_labels(cells)):
+            print(f"  {c.cell_id}  {state.get(c.cell_id, 'to-run'):<13} {label}")
+        for line in arrays:
+            print(line)
         return 0
     if to_run:
-        executor = executor_cls.from_args(args)
         store.clean_stale_tmp(results_dir)
         progress = Progress(len(to_run))
         old = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -90,10 +113,10 @@ def run(args) -> int:
         elapsed = fmt_duration(__import__("time").monotonic() - progress.t0)
     else:
         elapsed = "0s"
-    states = store.cell_states(results_dir, [c.cell_id for c in sweep.cells])
+    states = store.cell_states(results_dir, [c.cell_id for c in cells])
     counts: dict[str, int] = {}
     not_ok = []
-    for c in sweep.cells:
+    for c in cells:
         st = states.get(c.cell_id)
         key = "ok" if st is not None and st.ok else (st.last_status if st is not None and st.last_status else "not run")
         counts[key] = counts.get(key, 0) + 1
@@ -101,7 +124,8 @@ def run(args) -> int:
             not_ok.append((c, key))
     order = ["ok", "failed", "oom", "timeout", "nan", "not run"]
     summary = ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k))
-    print(f"{sweep.source}: {summary} ({len(sweep.cells)} cells; this run took {elapsed}) -> {results_dir}")
+    left = f", {len(left_out)} left out" if left_out else ""
+    print(f"{sweep.source}: {summary} ({len(cells)} cells{left}; this run took {elapsed}) -> {results_dir}")
     if not_ok:
         for c, key in not_ok[:20]:
             print(f"  {key:<8} {c.cell_id}  {c.label()}")

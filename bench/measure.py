@@ -247,6 +247,8 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
     if device.type == "cuda":
         m["peak_mem_train_bytes"] = float(torch.cuda.max_memory_allocated(device))
     m["saved_bytes_per_step"] = float(saved) if saved is not None else None
+    if cell.circuit_probe_steps and cell.n_qubits is not None:
+        m["circuit_share"] = _probe_circuits(cell, model, task, shard, prec, device, dtype, world, allreduce, on_step)
 
     # step time of a step = slowest rank
     timed = step_times[cell.warmup_steps:]
@@ -286,6 +288,34 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
     m["peak_mem_infer_bytes"] = mems[1] if mems[1] >= 0 else None
     m["peak_rss_bytes"] = mems[2]
     return m
+
+
+def _probe_circuits(cell, model, task, shard, prec, device, dtype, world, allreduce, on_step) -> float:
+    """circuit_share (bench.circuit_probe) on a fresh copy of the trained model (no DDP hooks, so
+    no gradient traffic in the passes), one batch past the last training step; mean over ranks."""
+    import torch.nn.functional as F
+
+    from qssm import build_model
+
+    from .circuit_probe import circuit_share
+    from .metrics import sync
+
+    if on_step is not None:
+        on_step("probe", 0, cell.circuit_probe_steps)
+    probe = build_model(cell.model, **cell.model_kwargs()).to(device)
+    _cast(probe, dtype)
+    probe.load_state_dict(model.state_dict())
+    probe.train()
+    x, y = shard(task.train_batch(cell.steps, cell.batch_size))
+
+    def one_pass():
+        with prec.autocast():
+            loss = F.cross_entropy(probe(x).float(), y)
+        loss.backward()
+        probe.zero_grad(set_to_none=True)
+
+    share, _, _ = circuit_share(one_pass, cell.circuit_probe_steps, lambda: sync(device))
+    return allreduce([share])[0] / world
 
 
 def _diverged(m: dict, step: int, rank: int, loss, gnorm, where, tracker) -> str:

@@ -5,10 +5,13 @@ The pieces (the checkpoints themselves are ``bench.checkpoints.Checkpointer``):
 - every rank of a cell run by SLURM saves model, optimiser, RNG state and step to
   ``DIR/.checkpoints/<cell_id>/`` every ``checkpoint_every_s`` seconds (default
   ``DEFAULT_CHECKPOINT_EVERY_S``), at step boundaries, all ranks together;
-- SLURM sends ``SIGUSR2`` to every rank ``signal_delay_s`` before the time limit (``--signal``)
-  and when a job is pre-empted (submitit's ``job._interrupt()`` does the same by hand). The
-  handler installed here calls ``bench.checkpoints.request_stop()``: at the next step boundary every
-  rank saves a checkpoint and leaves with ``Preempted`` (exit status 75), writing no row;
+- SLURM sends ``SIGUSR2`` to every rank ``signal_delay_s`` before the time limit (``--signal``;
+  submitit's ``job._interrupt()`` does the same by hand). On pre-emption it sends ``SIGTERM``
+  (then ``SIGKILL`` after the partition's ``GraceTime``), or ``SIGUSR2`` where the site sets
+  ``preempt_send_user_signal``. The handler installed here takes both: it calls
+  ``bench.checkpoints.request_stop()``, and at the next step boundary every rank saves a
+  checkpoint and leaves with ``Preempted`` (exit status 75), writing no row — within the grace
+  time when a step (and a checkpoint) is shorter than it;
 - the job is requeued — by submitit (``CellJob.checkpoint`` returns a ``DelayedSubmission``,
   ``submitit.helpers.Checkpointable``) or by the sbatch script ``qssm sbatch`` writes
   (``scontrol requeue`` when ``srun`` exits 75);
@@ -29,22 +32,26 @@ except ImportError:  # pragma: no cover - submitit is a core dependency
 
 DEFAULT_CHECKPOINT_EVERY_S = 300.0   # periodic checkpoints of cells run by SLURM
 STOP_SIGNAL = signal.SIGUSR2          # what SLURM sends before the time limit (sbatch --signal)
+STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)  # ... and SIGTERM on pre-emption (GraceTime, then KILL)
 STOP_WAIT_S = 60.0                    # how long rank 0 waits for the checkpoint before requeueing anyway
 KILL_WAIT_S = 120.0                   # how long a stopped rank waits for SLURM to end the job
 
 
-def install_stop_handler(sig: int = STOP_SIGNAL, chain: bool = True) -> None:
-    """On ``sig``: ask the running cell to checkpoint and stop (``bench.checkpoints.request_stop``);
-    then call the handler installed before (submitit's, which requeues the job), if any."""
+def install_stop_handler(sigs=STOP_SIGNALS, chain: bool = True) -> None:
+    """On each of ``sigs``: ask the running cell to checkpoint and stop
+    (``bench.checkpoints.request_stop``); then call the handler installed before (submitit's,
+    which requeues the job on SIGUSR2 and only logs SIGTERM), if any."""
     from .train import request_stop
-    previous = signal.getsignal(sig)
 
-    def handler(signum, frame):
-        request_stop()
-        if chain and callable(previous):
-            previous(signum, frame)
+    for sig in ((sigs,) if isinstance(sigs, int) else sigs):
+        previous = signal.getsignal(sig)
 
-    signal.signal(sig, handler)
+        def handler(signum, frame, previous=previous):
+            request_stop()
+            if chain and callable(previous):
+                previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 def _restart_count() -> int:

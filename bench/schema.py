@@ -7,12 +7,14 @@ to merge files of different versions.
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Older versions this one reads, upgraded on reading (bench.store): version 1 lacked precision,
-# track_activations and the divergence/activation columns (null there; precision from dtype).
-READABLE_VERSIONS = (1, 2)
-# Values of the version-2 cell fields in version-1 rows (precision: fp64 for float64, else fp32).
-V1_DEFAULTS = {"track_activations": 0, "lr_schedule": "constant", "eval_every": 0}
+# track_activations, the learning protocol and the divergence/activation columns; version 2 lacked
+# repeat, circuit_probe_steps and circuit_share (new metrics null there; precision from dtype).
+READABLE_VERSIONS = (1, 2, 3)
+# Values of the cell fields added since version 1 in older rows (precision: fp64 for float64, else fp32).
+UPGRADE_DEFAULTS = {"track_activations": 0, "lr_schedule": "constant", "eval_every": 0, "repeat": 0,
+                    "circuit_probe_steps": 0}
 META_SCHEMA_KEY = b"qssm.schema_version"
 META_ENV_KEY = b"qssm.env"
 
@@ -44,6 +46,10 @@ CELL_COLUMNS = [
     ("time_budget_s", "float64", "wall-time budget of the attempt in seconds (null: none); a run limit, "
      "not part of cell_id"),
     ("track_activations", "int64", "record each block's output RMS every k steps (0: off; see activation_curve)"),
+    ("repeat", "int64", "replicate index: the same cell (same seed) run again as a separate cell; analysis "
+     "treats repeats as replicates (in cell_id only when non-zero)"),
+    ("circuit_probe_steps", "int64", "quantum models: after the timed steps, this many interleaved pairs of "
+     "forward+backward passes with and without the circuits measure circuit_share (0: off)"),
     ("n_qubits", "Int64", "q (quantum models only; null otherwise)"),
     ("qlcu_layers", "Int64", "l, circuit layers (quantum models only)"),
     ("feature_dim", "int64", "D, input features per timestep"),
@@ -101,6 +107,9 @@ METRIC_COLUMNS = [
     ("activation_rms_max", "string", "JSON {block: largest RMS of its output seen} (tracked steps and, on "
      "nan rows, the replayed step); blocks are the model's top-level modules, blocks.0, blocks.1, .."),
     ("activation_curve", "string", "JSON list of [step, {block: RMS}] every track_activations steps"),
+    ("circuit_share", "float64", "share of a training forward+backward spent in the circuits: 1 - (median "
+     "with zero-cost circuit stand-ins) / (median with the circuits), over circuit_probe_steps interleaved "
+     "pairs, mean over ranks (null: not measured or not a quantum model)"),
 ]
 
 COLUMNS = CELL_COLUMNS + METRIC_COLUMNS

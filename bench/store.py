@@ -151,16 +151,45 @@ def environment(launcher: str | None = None, gpu_name: str | None = None, **extr
         "slurm_array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
         "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
         "slurm_cluster": os.environ.get("SLURM_CLUSTER_NAME"),
+        "slurm_partition": os.environ.get("SLURM_JOB_PARTITION"),
+        "slurm_qos": os.environ.get("SLURM_JOB_QOS"),
+        "profile": os.environ.get("QSSM_PROFILE"),
+        "profile_overrides": os.environ.get("QSSM_PROFILE_OVERRIDES"),
         "launcher": launcher,
         "argv": " ".join(sys.argv[:3]),
         "native_kernels": _native_kernels(),
         "gpu_kernels": _gpu_kernels(gpu_name),
+        **(_gpu_stack() if gpu_name else {}),
     })
     env.update(extra)
     if extra.get("written_by"):  # a supervisor's row: what its ranks ran is not known here
         env["native_kernels"] = f"unknown (row written by the {extra['written_by']})"
         env["gpu_kernels"] = env["native_kernels"] if gpu_name else "n/a (no GPU)"
     return env
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_stack() -> dict:
+    """Driver, cuDNN and NCCL versions and this node's GPUs (only asked where a GPU ran)."""
+    import subprocess
+
+    torch = sys.modules.get("torch")
+    out = {"gpu_count": None, "gpu_models": None, "cudnn": None, "nccl": None, "nvidia_driver": None}
+    try:
+        out["gpu_count"] = torch.cuda.device_count()
+        out["gpu_models"] = ", ".join(torch.cuda.get_device_name(i) for i in range(out["gpu_count"]))
+        out["cudnn"] = torch.backends.cudnn.version()
+        v = torch.cuda.nccl.version()
+        out["nccl"] = ".".join(map(str, v)) if isinstance(v, tuple) else v
+    except Exception:  # noqa: BLE001 - provenance is best effort
+        pass
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=10)
+        out["nvidia_driver"] = r.stdout.split("\n")[0].strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
 
 
 def _cuda_version():
@@ -349,15 +378,15 @@ def _row_files(results_dir: Path):
 
 
 def _upgrade(table, version: int):
-    """A version-1 table as version 2: precision from dtype, the new cell fields at their
-    defaults (schema.V1_DEFAULTS), the new metrics null."""
+    """An older table (version 1 or 2) as the current version: precision from dtype, the cell
+    fields added since at their defaults (schema.UPGRADE_DEFAULTS), the new metrics null."""
     n = table.num_rows
     names = table.column_names
     if "precision" not in names:
         dtypes = table.column("dtype").to_pylist() if "dtype" in names else ["float32"] * n
         table = table.append_column("precision", pa.array(["fp64" if d == "float64" else "fp32" for d in dtypes],
                                                           pa.string()))
-    for name, value in schema.V1_DEFAULTS.items():
+    for name, value in schema.UPGRADE_DEFAULTS.items():
         if name not in table.column_names:
             table = table.append_column(name, pa.array([value] * n, ARROW_SCHEMA.field(name).type))
     for name, dtype, _ in schema.COLUMNS:

@@ -21,10 +21,13 @@ PARAM_EXACT = ("params.seed_counts", "params.relative_sizes")
 # ClassicalHydra < ClassicalMamba).
 TWICE = {**C.DOC_PARAMS, "classical_mamba": 150_000, "classical_hydra": 300_000}
 AGREE = dict(seeds=(0, 1), n_params=TWICE)
-# A world that disagrees with every claim: times ∝ T², flat in q and C; Gated memory linear,
-# SSM memory flat, memory ∝ q·2^q, Hydra = Mamba; every ordering reversed.
+# A world that disagrees with every claim: times ∝ T², ∝ (q·2^q)^½ and ∝ (T/C)²; Gated memory
+# linear, SSM memory ∝ T^½, memory ∝ q·2^q, Hydra = Mamba; circuits a fifth of the step; every
+# ordering reversed. (A series flat in x cannot contradict a growth claim: a fixed cost may hide the
+# growth in the measured range; see test_flat_series_leave_growth_claims_open.)
 DISAGREE = dict(
-    time_T=2.0, time_q=0.0, time_C=0.0, mem_T_gated=1.0, mem_T_ssm=0.0, mem_q=1.0, seeds=(0, 1),
+    time_T=2.0, time_q=0.5, time_C=-2.0, mem_T_gated=1.0, mem_T_ssm=0.5, mem_q=1.0, seeds=(0, 1),
+    circuit_share=0.2,
     time_scale={"classical_mamba": 10, "classical_hydra": 8, "quantum_mamba_gated": 6,
                 "quantum_hydra_gated": 6, "quantum_mamba_ssm": 1, "quantum_hydra_ssm": 2},
     mem_scale={"quantum_mamba_gated": 32, "quantum_hydra_gated": 32, "classical_mamba": 4,
@@ -74,9 +77,11 @@ def test_registry_is_complete_data():
     for c in CLAIMS:
         assert c.section.startswith("§") and c.quote and c.measurement and c.test
         assert "{metric}" not in c.measurement and c.metric
-        assert c.kind in ("slope", "ratio", "order", "exact", "relative")
+        assert c.kind in ("slope", "ratio", "order", "exact", "relative", "share")
         names = set(c.models) | {m for p in c.pairs for m in p} | {m for t in c.tiers for m in t}
         assert names and names <= set(C.MODEL_NAMES)
+        if c.kind == "share":
+            assert c.metric == "circuit_share" and 0 < c.expected < 1
         if c.kind == "slope":
             assert c.x in ("seq_len", "n_qubits", "chunk_size") and c.expected is not None and c.tol > 0
     # the document's table, as MODELS.md restates it
@@ -320,3 +325,14 @@ def test_shipped_claims_sweeps_give_every_claim_a_verdict(name, tmp_path):
 def schema_cell_fields():
     from bench import schema
     return set(schema.CELL_FIELD_NAMES)
+
+
+def test_flat_series_leave_growth_claims_open():
+    """Times flat in T over the range: the growth is not visible above the fixed cost, so "linear in
+    T" is neither supported nor contradicted, and the report says to extend the range."""
+    rows = planted_rows(models=("classical_mamba",), time_T=0.0, seeds=(0, 1))
+    (res,) = _one(rows, "time.linear_T.train")
+    assert res.verdict == S.INCONCLUSIVE
+    (check,) = [c for c in res.checks if c.subject == "CMamba"]
+    assert "extend the range" in check.reason
+    assert any("seq_len" in line for line in res.suggestions)

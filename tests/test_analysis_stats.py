@@ -128,4 +128,5 @@ def test_combining():
 
 
 def test_rules_text_is_the_docstring():
-    assert "Slope claims" in S.RULES and "Order claims" in S.RULES and "Combining" in S.RULES
+    assert "Scaling claims" in S.RULES and "Extra-P" in S.RULES and "Share claims" in S.RULES
+    assert "Order claims" in S.RULES and "Combining" in S.RULES

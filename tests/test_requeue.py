@@ -57,7 +57,8 @@ def test_request_stop_checkpoints_then_leaves_without_a_row(tmp_path, clean_flag
     assert curve(res) == curve(ref)
 
 
-def test_run_cell_in_a_slurm_job_exits_75_on_usr2_and_the_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGTERM], ids=["usr2-time-limit", "term-preemption"])
+def test_run_cell_in_a_slurm_job_exits_75_on_usr2_and_the_rerun_resumes(tmp_path, sig):
     c = cell_from_mapping({**TINY, "steps": 30})
     res = tmp_path / "res"
     man = write_manifest(tmp_path / "cells.json", [c], res)
@@ -71,7 +72,7 @@ def test_run_cell_in_a_slurm_job_exits_75_on_usr2_and_the_rerun_resumes(tmp_path
     while (store.read_progress(res, c.cell_id) or {}).get("step", 0) < 4:
         assert p.poll() is None and time.monotonic() < deadline, p.communicate()
         time.sleep(0.1)
-    p.send_signal(signal.SIGUSR2)
+    p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 75, err
     assert not list(res.glob("*.parquet"))

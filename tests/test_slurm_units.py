@@ -172,7 +172,8 @@ def test_qssm_sbatch_writes_a_script_and_manifest_per_group(tmp_path):
         man = read_manifest(tmp_path / "jobs" / f"demo-w{w}.cells.json")
         assert len(man.cells) == 3 and {c.world_size for c in man.cells} == {w}
         assert man.results_dir == (tmp_path / "res").resolve()
-        assert "#SBATCH --array=0-2%4" in text and f"#SBATCH --ntasks-per-node={w}" in text
+        # the profile's max_concurrent (4) is shared by the sweep's two arrays
+        assert "#SBATCH --array=0-2%2" in text and f"#SBATCH --ntasks-per-node={w}" in text
         assert f"QSSM=({sys.executable} -m bench.cli)" in text and "run-cell \"$MANIFEST\"" in text
         assert os.access(script, os.X_OK)
     assert "sbatch " in r.stdout
@@ -187,7 +188,7 @@ def test_qssm_sbatch_leaves_out_done_cells_and_refuses_bad_input(tmp_path):
     run_cell(first, tmp_path / "res", RankEnv.single("inline"))
     r = qssm("sbatch", tmp_path / "demo.yaml", "-o", tmp_path / "jobs", "--results", tmp_path / "res")
     assert r.returncode == 0, r.stderr
-    assert "#SBATCH --array=0-1%4" in (tmp_path / "jobs" / "demo.sbatch").read_text()
+    assert "#SBATCH --array=0-1%2" in (tmp_path / "jobs" / "demo.sbatch").read_text()  # throttle <= tasks
     assert "1 done or failed before" in r.stdout
     r = qssm("sbatch", tmp_path / "demo.yaml", "-o", tmp_path / "j2", "--profile", "nosuch")
     assert r.returncode == 2 and "profile='nosuch' not found" in r.stderr
@@ -204,3 +205,64 @@ def test_slurm_executor_needs_sbatch(tmp_path):
              env={"PATH": "/nonexistent"})
     assert r.returncode == 2 and "needs SLURM's sbatch on PATH" in r.stderr
     assert not (tmp_path / "res").exists()
+
+
+def test_set_overrides_profile_keys_validated_like_the_file():
+    p = load_profile("gpu-generic", ["qos=debug", "time_min=30", "gpus_per_node=1", "account=m1234",
+                                     "setup=[module load cuda]"])
+    assert (p.qos, p.time_min, p.gpus_per_node, p.account, p.setup) == ("debug", 30, 1, "m1234", ("module load cuda",))
+    assert dict(p.overrides)["qos"] == "'debug'"
+    from bench.profiles import provenance_setup
+    assert any("QSSM_PROFILE_OVERRIDES=" in line and "time_min=30" in line for line in provenance_setup(p))
+    for bad, words in ((["nosuch=1"], "unknown profile key 'nosuch'"), (["qos"], "KEY=VALUE"),
+                       (["time_min=soon"], "time_min='soon'"), (["mem_gb=-1"], "mem_gb=-1"),
+                       (["mem_per_gpu_gb=16", "mem_gb=8"], "set at most one")):
+        with pytest.raises(UserError, match=words):
+            load_profile("gpu-generic", bad)
+
+
+def test_memory_per_gpu_scales_with_the_cell_and_one_throttle_for_the_sweep():
+    p = load_profile("gpu-generic")
+    one = S.sbatch_options(p, S.shape_of(cell(device="cuda"), p))
+    four = S.sbatch_options(p, S.shape_of(cell(device="cuda", world_size=4, batch_size=8), p))
+    assert one["mem-per-gpu"] == "32G" and one["gpus-per-node"] == 1 and "mem" not in one
+    assert four["gpus-per-node"] == 4
+    from bench.executors.slurm_resources import throttles
+    shares = throttles({"a": list(range(162)), "b": list(range(6)), "c": list(range(6))}, 16)
+    assert sum(shares.values()) <= 16 and min(shares.values()) >= 1 and shares["a"] >= 12
+    assert throttles({"a": [1, 2]}, 16) == {"a": 2}
+
+
+def test_the_profile_names_the_python_jobs_run(tmp_path):
+    (tmp_path / "demo.yaml").write_text(SWEEP)
+    r = qssm("sbatch", tmp_path / "demo.yaml", "--profile", "local", "--set", "python=python3", "-o",
+             tmp_path / "jobs", "--results", tmp_path / "res")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "jobs" / "demo-w1.sbatch").read_text()
+    assert "QSSM=(python3 -m bench.cli)" in text
+    assert text.index("QSSM_PROFILE_OVERRIDES") < text.index("QSSM=(python3")   # after the setup lines
+    r = qssm("sbatch", tmp_path / "demo.yaml", "--set", "bogus=1", "-o", tmp_path / "j2")
+    assert r.returncode == 2 and "unknown profile key 'bogus'" in r.stderr and not (tmp_path / "j2").exists()
+
+
+def test_dry_run_checks_the_profile_and_prints_the_arrays(tmp_path):
+    (tmp_path / "demo.yaml").write_text(SWEEP)
+    r = qssm("sweep", tmp_path / "demo.yaml", "--executor", "slurm", "--profile", "nosuch", "--dry-run",
+             "--results", tmp_path / "res")
+    assert r.returncode == 2 and "profile='nosuch' not found" in r.stderr
+    r = qssm("sweep", tmp_path / "demo.yaml", "--executor", "slurm", "--set", "time_min=7", "--dry-run",
+             "--results", tmp_path / "res")
+    assert r.returncode == 0, r.stderr
+    assert "would submit 2 job array(s)" in r.stdout and "time=7" in r.stdout and "at once" in r.stdout
+    (tmp_path / "gpu.yaml").write_text(SWEEP.replace("seq_len: 8\n", "seq_len: 8\ndevice: cuda\n"))
+    r = qssm("sweep", tmp_path / "gpu.yaml", "--executor", "slurm", "--dry-run", "--results", tmp_path / "res")
+    assert r.returncode == 2 and "gpus_per_node=0" in r.stderr
+    assert not (tmp_path / "res").exists()
+
+
+def test_dry_run_labels_tell_every_listed_cell_apart():
+    from bench.cell import distinct_labels
+    a, b = cell(scan="chunked"), cell(scan="reference")
+    la, lb = distinct_labels([a, b])
+    assert la != lb and "scan=reference" in lb
+    assert distinct_labels([a]) == [a.label()]

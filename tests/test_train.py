@@ -72,6 +72,40 @@ def test_same_cell_and_seed_give_the_same_loss_curve(tmp_path):
     assert rows(tmp_path / "a").iloc[0]["accuracy"] == rows(tmp_path / "b").iloc[0]["accuracy"]
 
 
+def test_repeat_is_a_replicate_with_the_same_data(tmp_path):
+    """repeat runs the same cell and seed again as a separate cell: same loss curve, its own id."""
+    c0, c1 = cell(dropout=0.0), cell(dropout=0.0, repeat=1)
+    assert c0.cell_id != c1.cell_id and "repeat" not in c0.identity() and c1.identity()["repeat"] == 1
+    run_inline(c0, tmp_path)
+    run_inline(c1, tmp_path)
+    df = rows(tmp_path).set_index("repeat")
+    assert json.loads(df.loc[0, "loss_curve"]) == json.loads(df.loc[1, "loss_curve"])
+
+
+def test_circuit_probe_measures_the_circuits_share(tmp_path, monkeypatch):
+    import qssm.quantum.branches as branches
+
+    real = branches.gated_circuit
+    c = cell(model="quantum_mamba_gated", circuit_probe_steps=2)
+    assert run_inline(c, tmp_path / "q").status == "ok"
+    share = rows(tmp_path / "q").iloc[0]["circuit_share"]
+    assert 0.0 <= share <= 1.0
+    assert branches.gated_circuit is real               # the stand-ins are put back
+    # circuits made deliberately slow dominate the pass
+    import time
+
+    def slow(*a, **kw):
+        time.sleep(0.02)
+        return real(*a, **kw)
+    monkeypatch.setattr(branches, "gated_circuit", slow)
+    assert run_inline(c, tmp_path / "slow").status == "ok"
+    assert rows(tmp_path / "slow").iloc[0]["circuit_share"] > 0.5
+    # a classical model has no circuits: no probe, null share
+    run_inline(cell(circuit_probe_steps=2), tmp_path / "c")
+    assert rows(tmp_path / "c").iloc[0]["circuit_share"] is None or \
+        math.isnan(rows(tmp_path / "c").iloc[0]["circuit_share"])
+
+
 def test_two_ranks_split_the_batch_and_agree(tmp_path):
     c1 = cell(world_size=1, dropout=0.0)
     c2 = cell(world_size=2, dropout=0.0)

@@ -104,6 +104,28 @@ class Executor(abc.ABC):
         return self.wait(self.submit(cells, results_dir, retry_failed=retry_failed), on_event)
 
 
+def split_cells_here(cells: Sequence[Cell], executor: str) -> tuple[list, list]:
+    """(runnable, left_out) for executors that run cells on this machine: CUDA cells that need
+    more GPUs than it has are left out, each with the reason; anything else this machine cannot
+    run at all (no CUDA, a missing PennyLane plugin) is a UserError, as in check_cells_here."""
+    try:
+        check_cells_here(cells, executor)
+        return list(cells), []
+    except _TooFewGpus as exc:
+        n = exc.n_gpus
+    runnable = [c for c in cells if c.device != "cuda" or c.world_size <= n]
+    left = [(c, f"needs {c.world_size} GPUs (world_size={c.world_size}); this machine has {n}")
+            for c in cells if c.device == "cuda" and c.world_size > n]
+    check_cells_here(runnable, executor)
+    return runnable, left
+
+
+class _TooFewGpus(UserError):
+    def __init__(self, msg: str, n_gpus: int):
+        super().__init__(msg)
+        self.n_gpus = n_gpus
+
+
 def check_cells_here(cells: Sequence[Cell], executor: str) -> None:
     """For executors that run cells on this machine: CUDA cells need CUDA and a GPU per rank;
     PennyLane cells need their device's plugin (lightning.gpu: CUDA too)."""
@@ -125,8 +147,8 @@ def check_cells_here(cells: Sequence[Cell], executor: str) -> None:
                         f"--executor {executor} runs its cells")
     big = max(cuda, key=lambda c: c.world_size)
     if big.world_size > n:
-        raise UserError(f"world_size={big.world_size} with device=cuda ({big.label()}) needs one GPU per rank; "
-                        f"this machine has {n}")
+        raise _TooFewGpus(f"world_size={big.world_size} with device=cuda ({big.label()}) needs one GPU per rank; "
+                          f"this machine has {n}", n)
 
 
 class MachineExecutor(Executor):
@@ -136,6 +158,10 @@ class MachineExecutor(Executor):
     @classmethod
     def check_cells(cls, cells: Sequence[Cell]) -> None:
         check_cells_here(cells, cls.name)
+
+    @classmethod
+    def split_cells(cls, cells: Sequence[Cell]) -> tuple[list, list]:
+        return split_cells_here(cells, cls.name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from .sacct import TERMINAL, JobInfo, compact_ids, sacct_info
 from .slurm_lost import job_outcome, record_lost
 from .slurm_records import (RECORD, SlurmHandle, Tracked, _write_json, format_status, load_records,
                             slurm_root, status_summary)
-from .slurm_resources import Shape, group_cells, mem_option, pythonpath_setup, sbatch_options, shape_of
+from .slurm_resources import Shape, group_cells, mem_option, pythonpath_setup, sbatch_options, shape_of, throttles
 
 PREEMPTED_GRACE_S = 60.0    # PREEMPTED is final only when the site does not requeue: wait this long
 ROW_GRACE_S = 5.0           # a job that just ended may still be writing its row (shared file systems)
@@ -59,10 +59,10 @@ class SlurmExecutor(Executor):
 
     def __init__(self, profile: str = "local", *, no_wait: bool = False, slurm_folder=None,
                  checkpoint_every_s: float | None = None, poll_s: float = 2.0, signal_delay_s: int = 90,
-                 max_requeues: int = 3, stream=None):
+                 max_requeues: int = 3, stream=None, profile_set=()):
         from ..profiles import load_profile
         from ..requeue import DEFAULT_CHECKPOINT_EVERY_S
-        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.profile = load_profile(profile, profile_set) if isinstance(profile, str) else profile
         self.no_wait = no_wait
         self.slurm_folder = Path(slurm_folder) if slurm_folder else None
         self.checkpoint_every_s = DEFAULT_CHECKPOINT_EVERY_S if checkpoint_every_s is None else checkpoint_every_s
@@ -76,6 +76,8 @@ class SlurmExecutor(Executor):
         g = parser.add_argument_group("--executor slurm")
         g.add_argument("--profile", default="local", metavar="P",
                        help="site profile: a name in slurm/profiles/ or a YAML file (default: local)")
+        from ..profiles import add_set_argument
+        add_set_argument(g)
         g.add_argument("--no-wait", action="store_true",
                        help="submit the job arrays and return (follow with `qssm status DIR`)")
         g.add_argument("--slurm-folder", metavar="DIR", default=None,
@@ -95,31 +97,51 @@ class SlurmExecutor(Executor):
                    slurm_folder=getattr(args, "slurm_folder", None),
                    checkpoint_every_s=getattr(args, "checkpoint_every_s", None),
                    signal_delay_s=getattr(args, "signal_delay_s", 90),
-                   max_requeues=getattr(args, "max_requeues", 3))
+                   max_requeues=getattr(args, "max_requeues", 3),
+                   profile_set=getattr(args, "profile_set", ()) or ())
+
+    def describe_plan(self, cells) -> list[str]:
+        """What a submission would ask for: one line per job array (the profile's checks run)."""
+        groups = group_cells(cells, self.profile)   # the same UserErrors as a submission
+        p = self.profile
+        over = f" (--set {', '.join(f'{k}={v}' for k, v in p.overrides)})" if p.overrides else ""
+        shares = throttles(groups, p.max_concurrent)
+        lines = [f"would submit {len(groups)} job array(s) with profile {p.name!r}{over}, at most "
+                 f"{p.max_concurrent} tasks at once in all:"]
+        for shape, group in groups.items():
+            opts = sbatch_options(p, shape)
+            res = ", ".join(f"{k}={v}" for k, v in opts.items() if k not in ("nodes", "ntasks-per-node"))
+            lines.append(f"  {len(group)} task(s), {shares[shape]} at once: {shape.nodes} node(s) x "
+                         f"{shape.tasks_per_node} rank(s), {shape.device}; {res}")
+        return lines
 
     @classmethod
     def check_cells(cls, cells) -> None:
         for tool in ("sbatch", "srun", "sacct"):
             if shutil.which(tool) is None:
-                raise UserError(f"--executor slurm needs SLURM's {tool} on PATH (on a development machine: "
+                exc = UserError(f"--executor slurm needs SLURM's {tool} on PATH (on a development machine: "
                                 "slurm/dev-cluster up; source /tmp/qssm-slurm/env.sh)")
+                exc.tool_missing = True
+                raise exc
 
     # -- submit ---------------------------------------------------------------------------------
-    def _executor(self, folder: Path, shape: Shape, job_name: str):
+    def _executor(self, folder: Path, shape: Shape, job_name: str, throttle: int | None = None):
         try:
             import submitit
         except ImportError as exc:  # pragma: no cover
             raise UserError("--executor slurm needs submitit: pip install submitit") from exc
-        ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=self.max_requeues)
+        from ..profiles import provenance_setup
+        ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=self.max_requeues,
+                                    python=self.profile.python)   # None: the interpreter running qssm
         opts = sbatch_options(self.profile, shape)
         params = {"job_name": job_name, "signal_delay_s": self.signal_delay_s,
-                  "array_parallelism": self.profile.max_concurrent,
-                  "setup": list(self.profile.setup) + pythonpath_setup(),
+                  "array_parallelism": throttle or self.profile.max_concurrent,
+                  "setup": list(self.profile.setup) + pythonpath_setup() + provenance_setup(self.profile),
                   # a rank that dies (killed, segfault) takes its peers with it instead of leaving
                   # them in a collective until the process-group timeout
                   "srun_args": ["--kill-on-bad-exit=1"]}
-        known = {"nodes", "ntasks-per-node", "cpus-per-task", "gpus-per-node", "mem", "time", "partition",
-                 "account", "qos", "constraint"}
+        known = {"nodes", "ntasks-per-node", "cpus-per-task", "gpus-per-node", "mem", "mem-per-gpu",
+                 "mem-per-cpu", "time", "partition", "account", "qos", "constraint"}
         extra = {"requeue": True}
         for key, value in opts.items():
             if key in known:
@@ -144,11 +166,13 @@ class SlurmExecutor(Executor):
         tracked: list[Tracked] = list(adopted.values())
         name = f"qssm-{results_dir.name}"
         refused = None
-        for shape, group in groups.items():
-            group = [c for c in group if c.cell_id not in adopted]
+        left = {s: [c for c in g if c.cell_id not in adopted] for s, g in groups.items()}
+        shares = throttles({s: g for s, g in left.items() if g}, self.profile.max_concurrent)
+        for shape, group in left.items():
             if not group:
                 continue
-            ex = self._executor(folder, shape, name + (f"-w{shape.world_size}" if len(groups) > 1 else ""))
+            ex = self._executor(folder, shape, name + (f"-w{shape.world_size}" if len(groups) > 1 else ""),
+                                shares[shape])
             try:
                 with ex.batch():
                     jobs = [ex.submit(CellJob(c.to_dict(), str(results_dir), self.checkpoint_every_s))

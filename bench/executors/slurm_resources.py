@@ -48,6 +48,22 @@ def group_cells(cells, profile) -> dict:
     return groups
 
 
+def throttles(groups: dict, max_concurrent: int) -> dict:
+    """{Shape: N}: the profile's ``max_concurrent`` shared by the arrays of one sweep, in proportion
+    to their task counts (each at least 1), so the whole sweep runs at most about that many tasks
+    at once rather than that many per array."""
+    total = sum(len(g) for g in groups.values()) or 1
+    out = {s: max(1, min(len(g), int(max_concurrent * len(g) / total))) for s, g in groups.items()}
+    spare = max_concurrent - sum(out.values())
+    for s, g in sorted(groups.items(), key=lambda kv: -len(kv[1])):   # hand out what rounding left
+        if spare <= 0:
+            break
+        if out[s] < len(g):
+            out[s] += 1
+            spare -= 1
+    return out
+
+
 def sbatch_options(profile, shape: Shape) -> dict:
     """The sbatch options (long names, no dashes) of one array's tasks, in a fixed order."""
     opts: dict = {"nodes": shape.nodes, "ntasks-per-node": shape.tasks_per_node,
@@ -56,6 +72,10 @@ def sbatch_options(profile, shape: Shape) -> dict:
         opts["gpus-per-node"] = shape.gpus_per_node
     if profile.mem_gb is not None:
         opts["mem"] = mem_option(profile.mem_gb)
+    elif profile.mem_per_gpu_gb is not None and shape.gpus_per_node:
+        opts["mem-per-gpu"] = mem_option(profile.mem_per_gpu_gb)
+    elif profile.mem_per_cpu_gb is not None:
+        opts["mem-per-cpu"] = mem_option(profile.mem_per_cpu_gb)
     opts["time"] = profile.time_min
     for key in ("partition", "account", "qos", "constraint"):
         if getattr(profile, key):

@@ -172,19 +172,12 @@ def _circuit_workload(spec, device):
 
 
 def _free_circuits() -> None:
-    """Replace the circuits the quantum branches call by zero-cost stand-ins of the same output
-    shapes (gradients still reach every input). A step measured so is the floor any circuit
-    simulator could reach: pennylane-step / free-step bounds the pennylane/torch ratio (Amdahl).
-    Patched in this measurement's own fresh process only."""
-    import qssm.quantum.branches as branches
+    """Zero-cost circuit stand-ins (bench.circuit_probe) for the rest of this measurement's own
+    fresh process: a step measured so is the floor any circuit simulator could reach:
+    pennylane-step / free-step bounds the pennylane/torch ratio (Amdahl)."""
+    from ..circuit_probe import free_circuits
 
-    def ssm(embed, rotations, **_):
-        return embed * 0 + rotations[..., :1] * 0  # (B', q)
-
-    def gated(angles, *, n_qubits, **_):
-        return (angles[..., :1] * 0).expand(-1, 3 * n_qubits)  # (B', 3q)
-
-    branches.ssm_circuit, branches.gated_circuit = ssm, gated
+    free_circuits().__enter__()
 
 
 def _train_workload(spec, device):

@@ -1,5 +1,6 @@
 """``qssm analyze RESULTS [--out DIR]``: check the design document's claims against a results
-folder; write report.md, claims.csv and the scaling plots.
+folder; write report.md, claims.csv and the scaling plots. ``qssm analyze A B ...`` (one folder per
+machine) analyses each and puts the machines side by side (``analysis.compare``).
 
 The default output folder is ``RESULTS/_report`` (the leading underscore keeps
 ``pandas.read_parquet(RESULTS)`` and the harness's reader away from it). User mistakes raise
@@ -15,10 +16,12 @@ from .errors import AnalysisError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", metavar="RESULTS", help="results folder (one parquet file per cell)")
+    parser.add_argument("results", metavar="RESULTS", nargs="+",
+                        help="results folder (one parquet file per cell); several folders (one per machine) "
+                             "are compared side by side")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="output folder for report.md, claims.csv and the plots "
-                             "(default: RESULTS/_report)")
+                             "(default: RESULTS/_report; with several folders FIRST/_compare)")
     parser.add_argument("--bootstrap", metavar="N", type=int, default=2000,
                         help="bootstrap resamples for the confidence intervals (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
@@ -45,6 +48,9 @@ def run(args) -> int:
 
     if args.bootstrap < 200:
         raise AnalysisError(f"--bootstrap={args.bootstrap}: use at least 200 resamples")
+    if len(args.results) > 1:
+        return _compare(args)
+    args.results = args.results[0]
     out = Path(args.out) if args.out else default_out(args.results)
     _check_out(Path(args.results), out)
     res = load_results(args.results)
@@ -56,6 +62,21 @@ def run(args) -> int:
     print(f"{len(done['results'])} verdicts: {verdicts[stats.SUPPORTED]} supported, "
           f"{verdicts[stats.CONTRADICTED]} contradicted, {verdicts[stats.INCONCLUSIVE]} inconclusive")
     print(f"report: {out / 'report.md'} (claims.csv, {n_plots} plots)")
+    return 0
+
+
+def _compare(args) -> int:
+    from .compare import REPORT, compare
+
+    first = Path(args.results[0])
+    out = Path(args.out) if args.out else (first.parent if first.is_file() else first) / "_compare"
+    for r in args.results:
+        _check_out(Path(r), out)
+    done = compare(args.results, out, n_boot=args.bootstrap, seed=args.seed, plots=not args.no_plots)
+    for label in done["labels"]:
+        n = Counter(r.verdict for r in done["per_machine"][label]["results"])
+        print(f"{label}: {n['supported']} supported, {n['contradicted']} contradicted, {n['inconclusive']} inconclusive")
+    print(f"report: {out / REPORT} (one sub-folder per machine)")
     return 0
 
 

@@ -67,10 +67,14 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
     if "time" in opts:
         opts["time"] = fmt_time(opts["time"])
     what = f"{n_cells} cell{'s' if n_cells != 1 else ''} with world_size={shape.world_size} on {shape.device}"
+    k = max(1, shape.cells_per_task)
+    n_tasks = -(-n_cells // k)
+    runs = ("array task i runs cell i of the manifest" if k == 1 else
+            f"array task i runs cells {k}i..{k}i+{k - 1} of the manifest side by side, one per GPU (packed)")
     qssm = f"{python} -m bench.cli"
     lines = [
         "#!/bin/bash",
-        f"# qssm-bench job array: {what}; array task i runs cell i of the manifest.",
+        f"# qssm-bench job array: {what}; {runs}.",
         f"# Sweep {sweep or '(cells)'}, site profile {profile.name!r}. Written by `qssm sbatch`; edit freely.",
         "#",
         f"#   submit:    sbatch {script}",
@@ -80,7 +84,7 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
         "# A cell already done is skipped, so submitting the whole array again runs only what is left.",
         "#",
         f"#SBATCH --job-name={job_name}",
-        f"#SBATCH --array=0-{n_cells - 1}%{throttle or profile.max_concurrent}",
+        f"#SBATCH --array=0-{n_tasks - 1}%{throttle or profile.max_concurrent}",
     ]
     lines += [f"#SBATCH --{key}={value}" for key, value in opts.items()]
     lines += [
@@ -98,8 +102,11 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
         lines += list(pythonpath)
     from .profiles import provenance_setup
     lines += ["", "# --- recorded in every row's environment (qssm.env)"] + provenance_setup(profile)
-    srun = ["srun", f"--ntasks={shape.world_size}", f"--ntasks-per-node={shape.tasks_per_node}",
-            f"--cpus-per-task={profile.cpus_per_task}"]
+    if k > 1:   # packed: one single-rank step per GPU, side by side
+        srun = ["srun", "--exact", "--ntasks=1", "--gpus=1", f"--cpus-per-task={profile.cpus_per_task}"]
+    else:
+        srun = ["srun", f"--ntasks={shape.world_size}", f"--ntasks-per-node={shape.tasks_per_node}",
+                f"--cpus-per-task={profile.cpus_per_task}"]
     if launcher == "mpi":
         srun.append(f"--mpi={profile.mpi}")
     # every rank exits 75 when it stops at a checkpoint; a site default of killing the step at
@@ -118,13 +125,38 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
         "# SLURM's SIGTERM on pre-emption reaches this script too: keep it alive (srun passes the",
         "# signal on to the ranks, which checkpoint at their next step and exit 75)",
         "trap 'echo \"[qssm] SIGTERM: the cell checkpoints at its next step\" >&2' TERM",
-        " ".join(srun) + " \\",
-        f"    \"${{QSSM[@]}}\" run-cell \"$MANIFEST\" \"$SLURM_ARRAY_TASK_ID\" --launcher {launcher} &",
-        "SRUN_PID=$!",
-        "while :; do",
-        "    wait \"$SRUN_PID\"; status=$?",
-        "    kill -0 \"$SRUN_PID\" 2>/dev/null || break   # wait was only interrupted by the trap",
-        "done",
+    ]
+    if k == 1:
+        lines += [
+            " ".join(srun) + " \\",
+            f"    \"${{QSSM[@]}}\" run-cell \"$MANIFEST\" \"$SLURM_ARRAY_TASK_ID\" --launcher {launcher} &",
+            "SRUN_PID=$!",
+            "while :; do",
+            "    wait \"$SRUN_PID\"; status=$?",
+            "    kill -0 \"$SRUN_PID\" 2>/dev/null || break   # wait was only interrupted by the trap",
+            "done",
+        ]
+    else:
+        lines += [
+            f"PIDS=(); N_CELLS={n_cells}",
+            f"for j in $(seq 0 {k - 1}); do",
+            f"    i=$(( SLURM_ARRAY_TASK_ID * {k} + j ))",
+            "    [ \"$i\" -lt \"$N_CELLS\" ] || break",
+            "    " + " ".join(srun) + f" \"${{QSSM[@]}}\" run-cell \"$MANIFEST\" \"$i\" --launcher {launcher} &",
+            "    PIDS+=($!)",
+            "done",
+            "# the task's status: 75 when any cell stopped at a checkpoint (requeue: the cells already done",
+            "# are skipped on the rerun), else the first failure, else 0",
+            "status=0",
+            "for pid in \"${PIDS[@]}\"; do",
+            "    while :; do",
+            "        wait \"$pid\"; s=$?",
+            "        kill -0 \"$pid\" 2>/dev/null || break",
+            "    done",
+            "    if [ \"$s\" -eq 75 ]; then status=75; elif [ \"$s\" -ne 0 ] && [ \"$status\" -eq 0 ]; then status=$s; fi",
+            "done",
+        ]
+    lines += [
         "",
         "# 75: the cell checkpointed after SLURM's warning (time limit or pre-emption) and stopped;",
         "# requeue it: the rerun resumes from the checkpoint and its row counts the requeue.",
@@ -174,9 +206,9 @@ def run(args) -> int:
         keep = {c.cell_id for c in to_run}
         n_done = len(done) + len(failed)
     python = profile.python or os.path.abspath(sys.executable)
-    from .executors.slurm_resources import throttles
+    from .executors.slurm_resources import packs, throttles
     kept = {s: [c for c in g if c.cell_id in keep] for s, g in groups.items()}
-    shares = throttles({s: g for s, g in kept.items() if g}, profile.max_concurrent)
+    shares = throttles({s: packs(g, s) for s, g in kept.items() if g}, profile.max_concurrent)
     written = []
     for shape, cells in groups.items():
         cells = [c for c in cells if c.cell_id in keep]

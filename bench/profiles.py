@@ -33,6 +33,7 @@ class Profile:
     mem_per_cpu_gb: float | None = None  # --mem-per-cpu in GB (instead of mem_gb)
     time_min: int = 60             # time limit per array task (minutes)
     max_concurrent: int = 8        # array throttle (--array=...%N)
+    pack: bool = False             # one-GPU cells: gpus_per_node of them side by side per node (whole-node QOS)
     mpi: str = "pmix"              # srun --mpi= for the MPI launcher
     setup: tuple = ()              # shell lines run before the cell (module loads, env)
     python: str | None = None      # the interpreter jobs run, after setup (None: the one running qssm)
@@ -44,6 +45,8 @@ class Profile:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise UserError(f"profile {self.name!r}: {name}={v!r} is not allowed; need an integer >= {low}")
+        if not isinstance(self.pack, bool):
+            raise UserError(f"profile {self.name!r}: pack={self.pack!r} is not allowed; need true or false")
         mems = [n for n in ("mem_gb", "mem_per_gpu_gb", "mem_per_cpu_gb") if getattr(self, n) is not None]
         for n in mems:
             v = getattr(self, n)

@@ -69,11 +69,14 @@ class CellJob(Checkpointable):
     ``stop_wait_s``), and hands submitit this same callable to run again; the rerun resumes from
     the checkpoint. The cell itself runs in a worker thread so that the main thread can take the
     signal while a step runs. Returns ``{cell_id, attempt, status, error, rank, requeues}``.
+
+    Packed (``cell`` a list of one-rank cells, profile ``pack: true``): the job has one SLURM task
+    per GPU, and task p runs cell p alone (world size 1, ``cuda:SLURM_LOCALID``).
     """
 
-    def __init__(self, cell: dict, results_dir: str, checkpoint_every_s: float | None = DEFAULT_CHECKPOINT_EVERY_S,
+    def __init__(self, cell, results_dir: str, checkpoint_every_s: float | None = DEFAULT_CHECKPOINT_EVERY_S,
                  stop_wait_s: float = STOP_WAIT_S):
-        self.cell = dict(cell)
+        self.cell = [dict(c) for c in cell] if isinstance(cell, (list, tuple)) else dict(cell)
         self.results_dir = str(results_dir)
         self.checkpoint_every_s = checkpoint_every_s
         self.stop_wait_s = stop_wait_s
@@ -90,15 +93,25 @@ class CellJob(Checkpointable):
 
     def __call__(self) -> dict:
         from .cell import cell_from_mapping
+        from .executors.launchers import RankEnv
         from .train import Preempted, run_cell
-        cell = cell_from_mapping({k: v for k, v in self.cell.items() if k != "cell_id"})
+        launcher = "submitit"
+        mine = self.cell
+        if isinstance(mine, list):   # packed: this task's own cell, alone on its GPU
+            task = int(os.environ.get("SLURM_PROCID", "0") or 0)
+            if task >= len(mine):
+                return {"cell_id": None, "status": "idle", "rank": task}
+            mine = mine[task]
+            local = int(os.environ.get("SLURM_LOCALID", str(task)) or task)
+            launcher = RankEnv(0, 1, local, 1, "submitit", cpus=int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None)
+        cell = cell_from_mapping({k: v for k, v in mine.items() if k != "cell_id"})
         requeues = _restart_count()
         install_stop_handler()
         box = self._box = {}
 
         def work():
             try:
-                box["out"] = run_cell(cell, self.results_dir, "submitit", requeues=requeues,
+                box["out"] = run_cell(cell, self.results_dir, launcher, requeues=requeues,
                                       checkpoint_every_s=self.checkpoint_every_s)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 box["exc"] = exc

@@ -60,4 +60,4 @@ def test_wheel_installs_beside_a_sites_torch_and_runs(tmp_path):
     assert row["status"] == "ok", row
     assert any((tmp_path / "kernel-cache").rglob("*.so")), "the native kernels were not built from the wheel"
     micro = _run([str(venv / "bin" / "qssm"), "micro", "--quick", "--no-lightning"], cwd=work, env=env, timeout=1200)
-    assert "Targets (PERF.md)" in micro and "scan L=" in micro
+    assert "Targets (docs/performance.md)" in micro and "scan L=" in micro

@@ -126,7 +126,8 @@ def test_golden_sbatch_script_perlmutter_mpi():
 
 def test_generated_scripts_are_valid_bash(tmp_path):
     for text in (_render("local", S.Shape(1, 2, 0, 2, "cpu")),
-                 _render("gpu-generic", S.Shape(1, 4, 4, 4, "cuda"), launcher="mpi")):
+                 _render("gpu-generic", S.Shape(1, 4, 4, 4, "cuda"), launcher="mpi"),
+                 _render("gpu-generic", S.Shape(1, 4, 4, 1, "cuda", cells_per_task=4))):
         p = tmp_path / "s.sbatch"
         p.write_text(text)
         r = subprocess.run(["bash", "-n", str(p)], capture_output=True, text=True)
@@ -266,3 +267,33 @@ def test_dry_run_labels_tell_every_listed_cell_apart():
     la, lb = distinct_labels([a, b])
     assert la != lb and "scan=reference" in lb
     assert distinct_labels([a]) == [a.label()]
+
+
+def test_packing_puts_one_gpu_cells_side_by_side_on_a_whole_node(tmp_path, monkeypatch):
+    prof = load_profile("perlmutter", ["pack=true"])
+    shape = S.shape_of(cell(device="cuda"), prof)
+    assert shape == S.Shape(1, 4, 4, 1, "cuda", cells_per_task=4)
+    assert S.shape_of(cell(device="cuda", world_size=2, batch_size=4), prof).cells_per_task == 1
+    assert [len(b) for b in S.packs(list(range(10)), shape)] == [4, 4, 2]
+    opts = S.sbatch_options(prof, shape)
+    assert opts["gpus-per-node"] == 4 and opts["ntasks-per-node"] == 4 and opts["nodes"] == 1
+    text = _render("perlmutter", shape)                       # 12 cells -> 3 array tasks
+    assert "#SBATCH --array=0-2%" in text and "srun --exact --ntasks=1 --gpus=1" in text
+    assert "i=$(( SLURM_ARRAY_TASK_ID * 4 + j ))" in text
+    with pytest.raises(UserError, match="pack='yes'"):
+        load_profile("perlmutter", ["pack='yes'"])
+    # the submitit side: task p of a packed job runs cell p alone, later tasks idle
+    from bench.requeue import CellJob
+    monkeypatch.setattr("bench.requeue.install_stop_handler", lambda *a, **k: None)  # keep pytest's handlers
+    seen = []
+    monkeypatch.setattr("bench.train.run_cell", lambda c, d, launcher, **kw: seen.append((c.seq_len, launcher))
+                        or type("O", (), {"cell_id": c.cell_id, "attempt": 1, "status": "ok", "error": "",
+                                          "skipped_reason": ""})())
+    job = CellJob([cell(seq_len=6).to_dict(), cell(seq_len=7).to_dict()], str(tmp_path))
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    monkeypatch.setenv("SLURM_LOCALID", "1")
+    assert job()["status"] == "ok"
+    (T, env), = seen
+    assert T == 7 and env.world_size == 1 and env.local_rank == 1
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert job()["status"] == "idle"

@@ -195,3 +195,9 @@ def test_launcher_environment(monkeypatch):
     assert env.init_method.startswith("tcp://gpu007:")
     assert threads_for(env) == 3 and threads_for(env, 2) == 2
     assert first_host("n1,n2") == "n1" and first_host("node") == "node"
+    # ranks per node from SLURM's compressed list: 4 ranks as 2 on each of 2 nodes
+    monkeypatch.setenv("SLURM_STEP_TASKS_PER_NODE", "2(x2)")
+    monkeypatch.setenv("SLURM_NODEID", "1")
+    assert detect("auto").local_world_size == 2
+    monkeypatch.setenv("SLURM_STEP_TASKS_PER_NODE", "3,1")
+    assert detect("auto").local_world_size == 1

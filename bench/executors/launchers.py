@@ -78,11 +78,27 @@ def _from_submitit() -> RankEnv:
                    init_method="env://" if env.world_size > 1 else None, cpus=_slurm_cpus())
 
 
+def tasks_per_node(spec: str | None, node_index: int = 0) -> int | None:
+    """SLURM's tasks-per-node list ('2(x2),1' = 2 on each of two nodes, then 1) for one node."""
+    if not spec:
+        return None
+    counts = []
+    for part in spec.split(","):
+        m = re.fullmatch(r"\s*(\d+)(?:\(x(\d+)\))?\s*", part)
+        if not m:
+            return None
+        counts += [int(m.group(1))] * int(m.group(2) or 1)
+    return counts[node_index] if 0 <= node_index < len(counts) else None
+
+
 def _from_slurm_step() -> RankEnv:
     world = _int("SLURM_NTASKS", 1)
     nodelist = os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST") or "localhost"
     port = 20000 + (_int("SLURM_JOB_ID", 0) * 7 + _int("SLURM_STEP_ID", 0)) % 20000
-    local_world = _int("SLURM_STEP_TASKS_PER_NODE") or _int("SLURM_NTASKS_PER_NODE") or world
+    node = _int("SLURM_NODEID", 0)
+    local_world = (tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE"), node)
+                   or tasks_per_node(os.environ.get("SLURM_TASKS_PER_NODE"), node)
+                   or _int("SLURM_NTASKS_PER_NODE") or world)
     return RankEnv(rank=_int("SLURM_PROCID", 0), world_size=world, local_rank=_int("SLURM_LOCALID", 0),
                    local_world_size=local_world, launcher="sbatch",
                    init_method=f"tcp://{first_host(nodelist)}:{port}" if world > 1 else None, cpus=_slurm_cpus())

@@ -44,7 +44,8 @@ from .sacct import TERMINAL, JobInfo, compact_ids, sacct_info
 from .slurm_lost import job_outcome, record_lost
 from .slurm_records import (RECORD, SlurmHandle, Tracked, _write_json, format_status, load_records,
                             slurm_root, status_summary)
-from .slurm_resources import Shape, group_cells, mem_option, pythonpath_setup, sbatch_options, shape_of, throttles
+from .slurm_resources import (Shape, group_cells, mem_option, packs, pythonpath_setup, sbatch_options, shape_of,
+                              throttles)
 
 PREEMPTED_GRACE_S = 60.0    # PREEMPTED is final only when the site does not requeue: wait this long
 ROW_GRACE_S = 5.0           # a job that just ended may still be writing its row (shared file systems)
@@ -105,14 +106,16 @@ class SlurmExecutor(Executor):
         groups = group_cells(cells, self.profile)   # the same UserErrors as a submission
         p = self.profile
         over = f" (--set {', '.join(f'{k}={v}' for k, v in p.overrides)})" if p.overrides else ""
-        shares = throttles(groups, p.max_concurrent)
+        shares = throttles({s: packs(g, s) for s, g in groups.items()}, p.max_concurrent)
         lines = [f"would submit {len(groups)} job array(s) with profile {p.name!r}{over}, at most "
                  f"{p.max_concurrent} tasks at once in all:"]
         for shape, group in groups.items():
             opts = sbatch_options(p, shape)
             res = ", ".join(f"{k}={v}" for k, v in opts.items() if k not in ("nodes", "ntasks-per-node"))
-            lines.append(f"  {len(group)} task(s), {shares[shape]} at once: {shape.nodes} node(s) x "
-                         f"{shape.tasks_per_node} rank(s), {shape.device}; {res}")
+            packed = (f" ({shape.cells_per_task} one-GPU cells side by side per task)"
+                      if shape.cells_per_task > 1 else "")
+            lines.append(f"  {len(packs(group, shape))} task(s) for {len(group)} cell(s){packed}, {shares[shape]} at "
+                         f"once: {shape.nodes} node(s) x {shape.tasks_per_node} rank(s), {shape.device}; {res}")
         return lines
 
     @classmethod
@@ -167,7 +170,7 @@ class SlurmExecutor(Executor):
         name = f"qssm-{results_dir.name}"
         refused = None
         left = {s: [c for c in g if c.cell_id not in adopted] for s, g in groups.items()}
-        shares = throttles({s: g for s, g in left.items() if g}, self.profile.max_concurrent)
+        shares = throttles({s: packs(g, s) for s, g in left.items() if g}, self.profile.max_concurrent)
         for shape, group in left.items():
             if not group:
                 continue
@@ -175,8 +178,10 @@ class SlurmExecutor(Executor):
                                 shares[shape])
             try:
                 with ex.batch():
-                    jobs = [ex.submit(CellJob(c.to_dict(), str(results_dir), self.checkpoint_every_s))
-                            for c in group]
+                    batches = packs(group, shape)
+                    subs = [ex.submit(CellJob([c.to_dict() for c in b] if shape.cells_per_task > 1 else b[0].to_dict(),
+                                              str(results_dir), self.checkpoint_every_s)) for b in batches]
+                jobs = [job for b, job in zip(batches, subs) for _ in b]   # a packed job serves its cells
             except Exception as exc:  # noqa: BLE001 - sbatch said no: keep what was submitted, then stop
                 text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
                 refused = (f"sbatch refused the array of {len(group)} cells with world_size={shape.world_size} "

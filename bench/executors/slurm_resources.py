@@ -3,7 +3,9 @@ a sweep, and the sbatch options a site profile (``bench.profiles``) gives it.
 
 A cell of ``world_size`` W runs as one array task of W SLURM tasks (ranks): on one node for CPU
 cells; CUDA cells take one GPU per rank, spread over ``ceil(W / gpus_per_node)`` nodes. Cells
-with the same shape share an array (``group_cells``).
+with the same shape share an array (``group_cells``). With a profile's ``pack: true`` (sites whose
+QOS allocates whole nodes), one-GPU cells are packed: an array task takes a whole node and runs
+``gpus_per_node`` cells side by side on it, one per GPU (``Shape.cells_per_task``).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class Shape:
     gpus_per_node: int        # 0 for CPU cells
     world_size: int
     device: str
+    cells_per_task: int = 1   # > 1: that many one-rank cells side by side (packing)
 
 
 def shape_of(cell, profile) -> Shape:
@@ -32,6 +35,8 @@ def shape_of(cell, profile) -> Shape:
     if gpn < 1:
         raise UserError(f"device=cuda ({cell.label()}): profile {profile.name!r} has gpus_per_node=0; "
                         "choose a GPU profile (e.g. --profile gpu-generic) or set device: cpu")
+    if w == 1 and profile.pack and gpn > 1:
+        return Shape(1, gpn, gpn, 1, "cuda", cells_per_task=gpn)
     if w <= gpn:
         return Shape(1, w, w, w, "cuda")
     if w % gpn:
@@ -46,6 +51,12 @@ def group_cells(cells, profile) -> dict:
     for c in cells:
         groups.setdefault(shape_of(c, profile), []).append(c)
     return groups
+
+
+def packs(cells: list, shape: Shape) -> list[list]:
+    """The cells of one array in array tasks: one each, or ``cells_per_task`` each (packing)."""
+    k = max(1, shape.cells_per_task)
+    return [cells[i:i + k] for i in range(0, len(cells), k)]
 
 
 def throttles(groups: dict, max_concurrent: int) -> dict:

@@ -4,7 +4,7 @@
 
 One table from one run: the selective scan (reference loop vs chunked), the circuits (torch
 statevector vs PennyLane default.qubit, and lightning.qubit when installed) and a training step
-of all six models, with PERF.md's targets marked PASS / FAIL next to the measured ratios.
+of all six models, with the targets of docs/performance.md marked PASS / FAIL next to the measured ratios.
 Each measurement runs in a fresh child process (see runner.py).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the measurements, ratios and targets as JSON")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the torch paths run")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch intra-op threads in every measurement (default 1, as PERF.md's figures)")
+                   help="torch intra-op threads in every measurement (default 1, as the figures in docs/performance.md)")
     p.add_argument("--only", default=None,
                    help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all on cuda; "
                         "all but ddp on cpu, where ddp runs 1 and 2 gloo ranks)")

@@ -3,7 +3,7 @@
 For each model and world size n = 1, 2, 4, .. up to the node's GPUs, one `qssm train` cell runs
 in a fresh process (the harness's own DDP path: nccl on CUDA, gloo on CPU) with a fixed batch
 per rank (weak scaling: the global batch is per_rank × n). Scaling efficiency =
-throughput(n) / (n × throughput(1)), as PERF.md defines it; 1.0 is perfect.
+throughput(n) / (n × throughput(1)), as docs/performance.md defines it; 1.0 is perfect.
 """
 from __future__ import annotations
 

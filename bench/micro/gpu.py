@@ -1,4 +1,4 @@
-"""`qssm micro --device cuda`: what a GPU node is measured on, and PERF.md's GPU targets.
+"""`qssm micro --device cuda`: what a GPU node is measured on, and the GPU targets of docs/performance.md.
 
 Side by side in one run on one GPU:
   scan     fwd+bwd at B=32, di=256, N=16: the Triton kernel (kernel auto on CUDA) at L=512..8192,
@@ -26,7 +26,7 @@ TRAIN_T = (100, 4096)
 
 
 def sizes(quick: bool):
-    """Scan and step sizes of the GPU run (PERF.md's; --quick: a run of about a minute)."""
+    """Scan and step sizes of the GPU run (docs/performance.md; --quick: a run of about a minute)."""
     from .suite import Sizes
 
     qs = CIRCUIT_Q[:2] if quick else CIRCUIT_Q
@@ -114,7 +114,7 @@ def _med(r):
 
 
 def derive(sizes, results: dict, meta: dict) -> dict:
-    """GPU rows and PERF.md's GPU targets from {key: result}."""
+    """GPU rows and the GPU targets of docs/performance.md from {key: result}."""
     from .suite import fit_slope
 
     b, di, n = sizes.scan_bdn
@@ -205,7 +205,7 @@ def render(sizes, d: dict, meta: dict) -> str:
         for r in d["train"]:
             lines.append(f"  {r['model']:<20} T={r['T']:<5} {_t(r['time_s']):>11}"
                          + ("" if r["status"] == "ok" else f"  ({r['status']})"))
-    lines += ["", "Targets (PERF.md, GPU)"]
+    lines += ["", "Targets (docs/performance.md, GPU)"]
     for t in d["targets"]:
         v = t["value"]
         val = "-" if v is None else (f"{v:.2f} {t['unit']}" if t.get("unit") else

@@ -1,7 +1,7 @@
-"""What `qssm micro` measures, the ratios it derives, and PERF.md's targets.
+"""What `qssm micro` measures, the ratios it derives, and the targets of docs/performance.md.
 
 Every ratio compares two measurements of the same run (side by side, same machine, same threads).
-Full sizes are PERF.md's; `--quick` shrinks them to finish in under two minutes on two cores (the
+Full sizes are those of docs/performance.md; `--quick` shrinks them to finish in under two minutes on two cores (the
 targets are then evaluated at the quick sizes and say so).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ SEED_CONFIG = dict(n_qubits=4, qlcu_layers=2, n_timesteps=100, feature_dim=64, d
 MODELS = ("classical_mamba", "classical_hydra", "quantum_mamba_ssm", "quantum_hydra_ssm",
           "quantum_mamba_gated", "quantum_hydra_gated")
 QUANTUM = MODELS[2:]
-# PERF.md: the document author's classical models per training step at the seed config, B=32, T=100,
+# docs/performance.md: the document author's classical models per training step at the seed config, B=32, T=100,
 # one thread, with the literal-loop scan (measured elsewhere: not a side-by-side figure)
 AUTHOR_STEP_S = {"classical_mamba": 11.3, "classical_hydra": 12.1}
 GIB = 2 ** 30
@@ -77,7 +77,7 @@ def build_plan(sizes: Sizes, *, device: str, threads: int, lightning: bool, sect
     timeout = 240 if sizes.quick else 600
     if "scan" in sections:
         for length in sizes.scan_ref_L:
-            # the reference loop keeps ~5 (B, di, N) tensors per step for backward (PERF.md: 8.9 GB at L=2048)
+            # the reference loop keeps ~5 (B, di, N) tensors per step for backward (about 9 GB at L=2048)
             plan.append((("scan", "reference", length),
                          {**common, "kind": "scan", "impl": "reference", "B": b, "L": length, "di": di, "N": n,
                           "predicted_peak_bytes": 6 * length * b * di * n * 4}, timeout))
@@ -105,7 +105,7 @@ def build_plan(sizes: Sizes, *, device: str, threads: int, lightning: bool, sect
                     if backend == "pennylane":
                         spec["device"] = "cpu"  # PennyLane's CPU simulators
                         if circuit == "gated" and qdev == "default.qubit":
-                            # PERF.md: 10.5 GB of RSS at q=12, B=512, i.e. ~5 kB per amplitude
+                            # measured: 10.5 GB of RSS at q=12, B=512, i.e. ~5 kB per amplitude
                             spec["predicted_peak_bytes"] = 5000 * bsz * 2 ** q
                     plan.append((("circuit", circuit, qdev or backend, q), spec, timeout))
                     fb = sizes.fallback_batch.get(q)
@@ -282,7 +282,7 @@ def targets(sizes: Sizes, d: dict, results: dict) -> list:
                       "verdict": _verdict(v, v is not None and v >= 10)})
         else:
             v = row.get("vs_author")
-            t.append({"target": f"{row['model']} step: author's {AUTHOR_STEP_S[row['model']]} s (PERF.md, "
+            t.append({"target": f"{row['model']} step: author's {AUTHOR_STEP_S[row['model']]} s (docs/performance.md, "
                                 f"not side by side) / chunked >= 50x", "value": v,
                       "verdict": "n/a (quick sizes)" if sizes.quick else _verdict(v, v is not None and v >= 50)})
     return t
@@ -384,7 +384,7 @@ def render(sizes: Sizes, d: dict, meta: dict) -> str:
             for row in free:
                 w(f"  {row['model']:<20} floor {_t(row['free']):>10}   pennylane / floor {_x(row.get('bound')):>7}")
     w("")
-    w("Targets (PERF.md)")
+    w("Targets (docs/performance.md)")
     for t in d["targets"]:
         v = t["value"]
         val = "-" if v is None else (f"{v:.2f} {t['unit']}" if t.get("unit") else

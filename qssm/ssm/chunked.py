@@ -12,7 +12,7 @@ Glossary (shapes; batch-first at the API):
 The state is laid out (B, N, di) so that every broadcast runs along the contiguous di axis.
 
 Forward walks time step by step on one (B, N, di) state: each step is a handful of batched ops
-on a tensor that stays in the core's cache (B·N·di·4 bytes = 512 KiB at the PERF.md size), and
+on a tensor that stays in the core's cache (B·N·di·4 bytes = 512 KiB at the micro-benchmark size, docs/performance.md), and
 nothing of size L·N is ever materialised. The per-step inputs and outputs of a chunk of K steps
 are staged through small time-major buffers (one copy in, one copy out per chunk), so every
 per-step op reads and writes contiguous memory (a slice x[:, t] of a (B, L, di) tensor is B rows
@@ -25,7 +25,7 @@ contractions. Time is linear in L (every step costs the same); workspaces are al
 call (fresh multi-MB allocations per chunk cost a page fault per page on CPU).
 
 The per-step ops are bound by memory traffic, not by their launch overhead (each moves ~1 MiB
-at the PERF.md size), so the layout aims at passes over cache-resident (B, N, di) tensors:
+at the micro-benchmark size, docs/performance.md), so the layout aims at passes over cache-resident (B, N, di) tensors:
 the reverse walk recomputes dA_t (an exp of a cache-resident tensor is cheaper than writing
 and re-reading K decays per chunk), and it carries M_t = dA_t ⊙ G_t between steps, which is
 both the decay term of G_{t-1} = M_t + C_{t-1} ⊗ gy_{t-1} and the factor of P_t = M_t ⊙ h_{t-1}.

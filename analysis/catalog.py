@@ -1,6 +1,6 @@
 """What ``analysis`` knows about the six models without importing them.
 
-Names, the cell fields that affect each model (MODELS.md; a field that does not affect a model is
+Names, the cell fields that affect each model (docs/models.md; a field that does not affect a model is
 treated as absent for it, whatever a row holds), the document's §8.2 table and the seed config.
 """
 from __future__ import annotations
@@ -71,11 +71,11 @@ def relevant_fields(model: str) -> tuple[str, ...]:
 # The implementation a measurement is about. qml_device only matters with the pennylane backend.
 IMPL_FIELDS = ("device", "dtype", "precision", "scan", "quantum_backend", "qml_device")
 
-# Fields that determine the parameter count (MODELS.md formulas: T, C, B, dropout do not).
+# Fields that determine the parameter count (docs/models.md formulas: T, C, B, dropout do not).
 COUNT_FIELDS = ("n_qubits", "qlcu_layers", "feature_dim", "d_model", "d_state", "n_layers",
                 "output_dim", "hidden_dim")
 
-# The document's §8.2 test configuration ("the seed config", MODELS.md).
+# The document's §8.2 test configuration ("the seed config", docs/models.md).
 SEED_CONFIG = {"n_qubits": 4, "qlcu_layers": 2, "seq_len": 100, "feature_dim": 64, "d_model": 128,
                "d_state": 16, "n_layers": 2, "output_dim": 10, "dropout": 0.1, "hidden_dim": 64,
                "chunk_size": 16, "quantum_steps": 32}
@@ -97,7 +97,7 @@ DOC_RELATIVE = {
     "quantum_mamba_ssm": 8.2,
     "quantum_hydra_ssm": 16.9,
 }
-# MODELS.md §6: the author's later public code at the seed config (quantum models only).
+# docs/models.md: the author's later public code at the seed config (quantum models only).
 LATER_CODE_PARAMS = {
     "quantum_mamba_ssm": 420_525,
     "quantum_hydra_ssm": 888_156,

@@ -68,7 +68,8 @@ class Claim:
                 return (f"scaling model c0 + c1·f({xs}) of {self.metric}: growth over the range within "
                         f"what an exponent {self.tol:g} gives (97.5% of resamples)")
             logs = "" if self.log_powers == (0,) else " (log factors allowed)"
-            return (f"scaling model c0 + c1·{xs}^i·log2({xs})^j of {self.metric}: leading exponent i "
+            xp = xs if xs.isidentifier() else f"({xs})"
+            return (f"scaling model c0 + c1·{xp}^i·log2({xs})^j of {self.metric}: leading exponent i "
                     f"within {self.expected:g} ± {self.tol:g}{logs} in >= 90% of resamples")
         if k == "share":
             return (f"mean {self.metric} at each size: 95% CI above {self.expected:g} "
@@ -246,6 +247,6 @@ NOT_MEASURABLE = (
     ("§4.4/§5.4", "exponential expressivity / 2^n-dimensional feature space"),
     ("§8.5", "HiPPO theory 'ensures' long-range dependencies (a theoretical statement)"),
     ("§8.2", "quantum models add ~50-100K parameters for quantum circuits (circuit parameters are "
-             "not recorded separately; MODELS.md puts them at 6-10K)"),
+             "not recorded separately; one superposition module holds 6-10K, the Hydra quantum models three: docs/models.md)"),
     ("§8.6/§8.10", "streaming, theory alignment, best classification, best expressivity"),
 )

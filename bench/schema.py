@@ -75,7 +75,7 @@ METRIC_COLUMNS = [
     ("launcher", "string", "inline, local, torchrun, submitit, sbatch or mpi"),
     ("started_at", "string", "UTC ISO-8601 start time"),
     ("wall_time_s", "float64", "wall time of the whole attempt"),
-    ("n_params", "int64", "trainable parameters (MODELS.md counting rule)"),
+    ("n_params", "int64", "trainable parameters (docs/models.md counting rule)"),
     ("steps_run", "int64", "optimiser steps actually run"),
     ("samples_per_s", "float64", "global training samples per second (timed steps)"),
     ("timesteps_per_s", "float64", "global training timesteps per second (samples * T)"),

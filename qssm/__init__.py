@@ -1,4 +1,4 @@
-"""qssm: six hybrid quantum-classical sequence models (MODELS.md), built by name.
+"""qssm: six hybrid quantum-classical sequence models (docs/models.md), built by name.
 
     from qssm import build_model, QuantumMambaSSM
     model = build_model("quantum_mamba_ssm", n_qubits=4, d_model=128)

@@ -1,4 +1,4 @@
-"""The six models of MODELS.md §4 and the registry `build_model(name, **config)`.
+"""The six models of docs/models.md and the registry `build_model(name, **config)`.
 
 Glossary: B batch, T timesteps, D feature_dim, d d_model, N d_state, L n_layers, O output_dim,
 q n_qubits, l qlcu_layers, H hidden_dim, C chunk_size. Every model accepts (B, D, T) (the
@@ -247,7 +247,7 @@ def build_model(name: str, **config) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """MODELS.md counting rule: trainable elements; a complex64 scalar counts as 1."""
+    """docs/models.md counting rule: trainable elements; a complex64 scalar counts as 1."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

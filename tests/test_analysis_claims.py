@@ -84,7 +84,7 @@ def test_registry_is_complete_data():
             assert c.metric == "circuit_share" and 0 < c.expected < 1
         if c.kind == "slope":
             assert c.x in ("seq_len", "n_qubits", "chunk_size") and c.expected is not None and c.tol > 0
-    # the document's table, as MODELS.md restates it
+    # the document's table, as docs/models.md restates it
     assert C.DOC_PARAMS == {"quantum_mamba_gated": 49_296, "quantum_hydra_gated": 92_639,
                             "classical_mamba": 242_954, "classical_hydra": 240_842,
                             "quantum_mamba_ssm": 402_684, "quantum_hydra_ssm": 834_377}

@@ -100,6 +100,7 @@ def test_defaults_are_usable():
     ({"model": "quantum_mamba_gated", "quantum_backend": "qiskit"}, ["quantum_backend='qiskit'"]),
     ({"model": "quantum_mamba_gated", "n_qubits": None}, ["n_qubits=None"]),
     ({"model": "classical_hydra", "d_model": 1}, ["d_model=1"]),
+    ({"model": "quantum_hydra_ssm", "d_model": 4}, ["d_model=4", ">= 8"]),
 ])
 def test_bad_values_name_the_field(raw, words):
     with pytest.raises(ValueError) as info:

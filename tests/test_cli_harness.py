@@ -115,6 +115,20 @@ def test_dry_run_refuses_cuda_cells_as_the_real_run_does(tmp_path, capsys, execu
     assert not (tmp_path / "r").exists()
 
 
+def test_cells_needing_more_gpus_than_this_machine_has_are_left_out(tmp_path, capsys, monkeypatch):
+    """On a 1-GPU node, the 2-GPU cells of a sweep are left out with a line each; the rest runs
+    (shown with --dry-run, so nothing needs a GPU here)."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    f = write_sweep(tmp_path / "s.yaml", model="classical_mamba", device="cuda", batch_size=4,
+                    grid={"world_size": [1, 2]})
+    assert main(["sweep", str(f), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "1 left out: more GPUs than this machine has" in captured.out and captured.out.count("to-run") == 1
+    assert "leaving out" in captured.err and "needs 2 GPUs (world_size=2); this machine has 1" in captured.err
+
+
 def test_real_exit_code_for_bad_input(tmp_path):
     f = write_sweep(tmp_path / "s.yaml", model="classical_mamba", dropout=2)
     r = qssm("sweep", f, "--results", tmp_path / "r")

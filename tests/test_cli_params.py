@@ -1,4 +1,4 @@
-"""`qssm params`: every integer model setting as a flag; counts as MODELS.md gives them."""
+"""`qssm params`: every integer model setting as a flag; counts as docs/models.md gives them."""
 import json
 
 import pytest
@@ -9,7 +9,7 @@ from qssm import MODELS
 
 
 def flags(config: dict) -> list:
-    """`--field value` for the integer settings of a MODELS.md configuration (dropout is no flag)."""
+    """`--field value` for the integer settings of a docs/models.md configuration (dropout is no flag)."""
     return [a for k, v in config.items() if k != "dropout" for a in (f"--{k}", str(v))]
 
 

@@ -1,4 +1,4 @@
-"""Exact parameter counts (MODELS.md §4 formulas, §5 tables, the document's §8.2)."""
+"""Exact parameter counts (docs/models.md, the document's §8.2)."""
 import math
 import random
 
@@ -30,7 +30,7 @@ def test_table_counts(config, index):
 
 
 def formula(name, q, l, D, d, N, L, O, H):
-    """The closed forms of MODELS.md §4 (r = floor(2d/16), r_c = ceil(d/16))."""
+    """The closed forms of docs/models.md (r = floor(2d/16), r_c = ceil(d/16))."""
     r, rc = (2 * d) // 16, math.ceil(d / 16)
     if name == "classical_mamba":
         return (D + 1) * d + L * (6 * d * d + 2 * d * (2 * rc + 3 * N + 7) + d) + d + d * O + O

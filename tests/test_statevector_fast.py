@@ -9,7 +9,7 @@ import torch
 from qssm.quantum import gated_circuit, ssm_circuit
 from qssm.quantum.statevector import _group_cap, _groups
 
-TOL = 1e-5  # MODELS.md: same outputs and gradients within 1e-5
+TOL = 1e-5  # docs/models.md: same outputs and gradients within 1e-5
 
 
 def _ssm_inputs(bsz, q, layers, dtype=torch.float64, seed=0, device="cpu"):

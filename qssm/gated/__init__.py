@@ -1,4 +1,4 @@
-"""Chunked gated (LSTM-style) recurrence of the Gated models (MODELS.md §4)."""
+"""Chunked gated (LSTM-style) recurrence of the Gated models (docs/models.md)."""
 from .recurrence import ChunkedGatedRecurrence
 
 __all__ = ["ChunkedGatedRecurrence"]

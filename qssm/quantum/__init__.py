@@ -1,4 +1,4 @@
-"""The two variational circuits of MODELS.md §1 behind one API, on two interchangeable backends.
+"""The two variational circuits of docs/models.md behind one API, on two interchangeable backends.
 
 - ``backend="torch"`` (default): the project's own simulators: on CPU the compiled kernels of
   native_circuits.py where they are faster (see MAX_QUBITS there), on CUDA the Triton kernels of
@@ -56,7 +56,7 @@ def _check_batch(name: str, t: torch.Tensor) -> None:
 
 def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = "torch",
                 device: str | None = None) -> torch.Tensor:
-    """MODELS.md §1a. embed (B', q) RY angles, rotations (B', 3*q*l) -> (B', q) of <Z_i>.
+    """docs/models.md. embed (B', q) RY angles, rotations (B', 3*q*l) -> (B', q) of <Z_i>.
 
     ``rotations`` is ordered layer by layer, qubit by qubit, (RX, RY, RZ) per qubit.
     ``device`` names the PennyLane device (pennylane backend only; default default.qubit).
@@ -92,7 +92,7 @@ def ssm_circuit(embed: torch.Tensor, rotations: torch.Tensor, *, backend: str = 
 
 def gated_circuit(angles: torch.Tensor, *, n_qubits: int, backend: str = "torch",
                   device: str | None = None) -> torch.Tensor:
-    """MODELS.md §1b. angles (B', 4*q*l) -> (B', 3q): <X_i> for all i, then <Y_i>, then <Z_i>.
+    """docs/models.md. angles (B', 4*q*l) -> (B', 3q): <X_i> for all i, then <Y_i>, then <Z_i>.
 
     Per layer the angles are consumed as: RY on each qubit, forward CRX ring (i = 0..q-1),
     RY on each qubit, backward CRX ring (i = q-1..0). Needs n_qubits >= 2.

@@ -1,4 +1,4 @@
-"""The "superposition branches" modules of MODELS.md §1: three circuits combined with complex
+"""The "superposition branches" modules of docs/models.md: three circuits combined with complex
 coefficients α, β, γ.
 
 Glossary: q n_qubits, l qlcu_layers, d model width (SSM family input), D feature_dim (Gated input).

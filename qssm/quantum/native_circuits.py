@@ -1,4 +1,4 @@
-"""The two circuits of MODELS.md §1 on the native CPU kernels (qssm/native/gated_kernel.cpp,
+"""The two circuits of docs/models.md on the native CPU kernels (qssm/native/gated_kernel.cpp,
 ssm_circuit_kernel.cpp).
 
 Same contracts as `ssm_circuit_torch` / `gated_circuit_torch`. A block of samples is simulated
@@ -68,7 +68,7 @@ class _NativeSSM(torch.autograd.Function):
 
 
 def ssm_circuit_native(embed: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-    """SSM circuit of MODELS.md §1a on the native kernel: embed (B', q), rotations (B', 3ql) -> (B', q)."""
+    """SSM circuit of docs/models.md on the native kernel: embed (B', q), rotations (B', 3ql) -> (B', q)."""
     bsz, n = embed.shape
     if rotations.dim() != 2 or rotations.shape[0] != bsz or rotations.shape[1] == 0 or rotations.shape[1] % (3 * n):
         raise ValueError(f"rotations must have shape (B', 3*q*l) with B'={bsz}, q={n}; got {tuple(rotations.shape)}")
@@ -107,7 +107,7 @@ class _NativeGated(torch.autograd.Function):
 
 
 def gated_circuit_native(angles: torch.Tensor, n_qubits: int) -> torch.Tensor:
-    """Gated circuit of MODELS.md §1b on the native kernel. angles (B', 4*q*l) -> (B', 3q)."""
+    """Gated circuit of docs/models.md on the native kernel. angles (B', 4*q*l) -> (B', 3q)."""
     if not isinstance(n_qubits, int) or n_qubits < 2:
         raise ValueError(f"n_qubits={n_qubits!r} is not allowed for the gated circuit; need an integer >= 2")
     if angles.dim() != 2 or angles.shape[1] == 0 or angles.shape[1] % (4 * n_qubits):

@@ -349,7 +349,7 @@ class _SSMCircuit(torch.autograd.Function):
 
 
 def ssm_circuit_torch(embed: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-    """SSM circuit of MODELS.md §1a. embed (B', q) RY angles; rotations (B', 3*q*l) -> (B', q)."""
+    """SSM circuit of docs/models.md. embed (B', q) RY angles; rotations (B', 3*q*l) -> (B', q)."""
     bsz, n = embed.shape
     layers = rotations.shape[1] // (3 * n)
     ctype = _complex_dtype(embed.dtype)
@@ -511,7 +511,7 @@ class _GatedCircuit(torch.autograd.Function):
 
 
 def gated_circuit_torch(angles: torch.Tensor, n_qubits: int) -> torch.Tensor:
-    """Gated circuit of MODELS.md §1b. angles (B', 4*q*l) -> (B', 3q): <X_i>, <Y_i>, <Z_i>."""
+    """Gated circuit of docs/models.md. angles (B', 4*q*l) -> (B', 3q): <X_i>, <Y_i>, <Z_i>."""
     n = n_qubits
     bsz = angles.shape[0]
     layers = angles.shape[1] // (4 * n)

@@ -1,4 +1,4 @@
-"""Both circuits of MODELS.md §1 on CUDA as Triton kernels: one launch forward, one backward.
+"""Both circuits of docs/models.md on CUDA as Triton kernels: one launch forward, one backward.
 
 The kernels (_triton_circuit_kernels.py) run a table of gates over a block of samples' state
 vectors; this module builds the tables (same gate order and angle columns as the torch twins in

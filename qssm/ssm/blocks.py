@@ -1,4 +1,4 @@
-"""Selective SSM layers and the four blocks of MODELS.md §2–§3.
+"""Selective SSM layers and the four blocks of docs/models.md§3.
 
 Glossary (document symbols): d d_model, di = 2d inner width, N d_state, r dt rank
 (quantum family floor(di/16), classical family ceil(d/16)), Δ delta (step size),
@@ -46,10 +46,14 @@ def causal_conv(di: int) -> nn.Conv1d:
 
 
 class QuantumFamilySSM(nn.Module):
-    """MODELS.md §2, quantum family: x_proj -> (Δ_raw, B, C); shared A (N,); out_proj on y."""
+    """docs/models.md, quantum family: x_proj -> (Δ_raw, B, C); shared A (N,); out_proj on y."""
 
     def __init__(self, di: int, d_state: int, scan: str = "chunked"):
         super().__init__()
+        if di // 16 < 1:
+            from ..config import ConfigError
+            raise ConfigError(f"d_model={di // 2} is not allowed for the quantum SSM models; need >= 8 "
+                              "(their Δ rank is floor(2·d_model/16), at least 1)")
         self.rank, self.d_state, self.scan = di // 16, d_state, scan
         self.x_proj = nn.Linear(di, self.rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.rank, di)
@@ -68,7 +72,7 @@ class QuantumFamilySSM(nn.Module):
 
 
 class ClassicalSSM(nn.Module):
-    """MODELS.md §2, classical family: A (di, N), D, dt_proj; the caller supplies Δ_raw, B, C."""
+    """docs/models.md, classical family: A (di, N), D, dt_proj; the caller supplies Δ_raw, B, C."""
 
     def __init__(self, di: int, d_state: int, rank: int, scan: str = "chunked"):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Chunked selective scan: a memory-lean fused path for the recurrence of MODELS.md §2.
+"""Chunked selective scan: a memory-lean fused path for the recurrence of docs/models.md.
 
 Glossary (shapes; batch-first at the API):
   x, delta  (B, L, di)   input and positive step sizes Δ

@@ -1,4 +1,4 @@
-"""Selective scan: the recurrence of MODELS.md §2.
+"""Selective scan: the recurrence of docs/models.md.
 
 Shapes (time-major inside, batch-first at the API):
   x      (B, L, di)   input sequence

@@ -37,6 +37,8 @@ def evaluate(ok: pd.DataFrame, claims=CLAIMS, n_boot: int = S.N_BOOT, seed: int 
                 name, rows, impl = "— (no data)", mrows.iloc[0:0], {}
             else:
                 name, rows = impl_label(impl), select_impl(mrows, impl)
+            if claim.at_seed_config:
+                rows = pd.concat([_seed_config_rows(rows, m) for m in models]) if len(rows) else rows
             if claim.kind == "slope":
                 checks, verdicts, evidence = _eval_slope(claim, rows, name, n_boot, seed)
             elif claim.kind == "ratio":

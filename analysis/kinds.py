@@ -276,7 +276,7 @@ def _eval_exact(claim: Claim, rows: pd.DataFrame, impl_name: str):
         v = S.SUPPORTED if vals == [doc] else S.CONTRADICTED
         why = f"measured {', '.join(f'{x:,}' for x in vals)} vs document {doc:,}"
         if v == S.CONTRADICTED and C.LATER_CODE_PARAMS.get(m) in vals:
-            why += " (= the author's later public code)"
+            why += " (= the author's later public code, not the document's table)"
         verdicts[subj], evidence[subj] = v, why
         checks.append(Check(claim.id, impl_name, subj, "seed config", v, why, float(vals[0]),
                             expected=doc, n_cells=len(vals)))

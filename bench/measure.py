@@ -13,7 +13,8 @@
    all ranks act together; a non-finite step is not applied: it is replayed to locate the first
    non-finite module (``bench.stability``) and the cell stops as ``nan``;
 5. step times: clock read after ``cuda.synchronize``; the time of a step is the max over ranks;
-6. inference time: median of 5 no-grad forwards of one rank batch (max over ranks);
+6. inference time: median of max(5, timed steps) no-grad forwards (at most 50) of one rank batch
+   (max over ranks);
 7. held-out accuracy on ``eval_samples`` samples (blocks shared out over the ranks).
 
 ``bench.train.run_cell`` sets up the process group and records the result; this module only
@@ -31,7 +32,8 @@ from .checkpoints import PREEMPTED_EXIT, Checkpointer, Preempted, stop_requested
 from .executors.launchers import RankEnv
 from .failures import CellTimeout, NanLoss, _faults, _fire
 
-N_INFER_REPS = 5
+N_INFER_REPS = 5      # at least; as many as the timed training steps, up to MAX_INFER_REPS
+MAX_INFER_REPS = 50
 
 
 def _dist():
@@ -260,13 +262,14 @@ def train(cell: Cell, env: RankEnv, *, deadline: float | None = None, on_step=No
         m["timesteps_per_s"] = m["samples_per_s"] * cell.seq_len
 
     # inference time
+    n_infer = min(MAX_INFER_REPS, max(N_INFER_REPS, cell.steps - cell.warmup_steps))
     if on_step is not None:
-        on_step("infer", 0, N_INFER_REPS)
+        on_step("infer", 0, n_infer)
     model.eval()
     infer = []
     with torch.no_grad(), prec.autocast():
         model(x0)
-        for _ in range(N_INFER_REPS):
+        for _ in range(n_infer):
             sync(device)
             t0 = time.perf_counter()
             model(x0)

@@ -27,9 +27,10 @@ the term in ``x`` is the *leading term* a complexity claim is about.
 
 Verdicts (``scaling_verdict``), with claimed exponent k and tolerance τ:
 
-* growth claims (k > 0): a pick is *admissible* when it has a leading term (not the constant
-  model) with |i − k| <= τ and a log power the claim allows (j = 0 for O(x); ``log_powers`` of the
-  claim otherwise). **Supported** when >= ``DECIDE_SHARE`` of the resamples pick admissible
+* growth claims (k > 0): a pick is *admissible* when its leading term lies, asymptotically,
+  within the band x^(k−τ) … x^(k+τ) (``admissible``): k−τ <= i < k with any log power (such a
+  term is o(x^k)), i = k with a log power the claim allows (none for O(x): x·log x is not O(x);
+  ``log_powers`` of the claim otherwise), k < i < k+τ with any, i = k+τ without logs. **Supported** when >= ``DECIDE_SHARE`` of the resamples pick admissible
   models; **contradicted** when >= ``DECIDE_SHARE`` pick non-constant models that are not; when
   the constant model is picked in most resamples the growth is not visible above the fixed cost
   and noise in the measured range: inconclusive (extend x); otherwise inconclusive (the choice is
@@ -279,6 +280,21 @@ def fit_scaling(x, y, n_boot: int = N_BOOT_MODEL, seed: int = 0) -> ScalingFit |
     return out
 
 
+def admissible(i: float, j: int, expected: float, tol: float, log_powers=(0,)) -> bool:
+    """Whether x^i·log2(x)^j lies, asymptotically, within x^(expected−tol) … x^(expected+tol),
+    log factors at the claimed exponent itself only when the claim allows them."""
+    eps = 1e-9
+    if (i, j) == (0, 0):
+        return False
+    if abs(i - expected) < eps:
+        return j in log_powers
+    if expected - tol - eps <= i < expected - eps:
+        return True
+    if expected + eps < i < expected + tol - eps:
+        return True
+    return abs(i - (expected + tol)) < eps and j == 0
+
+
 def scaling_verdict(fit: ScalingFit | None, expected: float, tol: float,
                     log_powers: tuple[int, ...] = (0,)) -> tuple[str, str]:
     """Verdict and a one-line reason (rules in the module docstring)."""
@@ -296,8 +312,7 @@ def scaling_verdict(fit: ScalingFit | None, expected: float, tol: float,
         if g_lo > bound and grows >= DECIDE_SHARE:
             return CONTRADICTED, rng
         return INCONCLUSIVE, rng + ("" if g_lo > bound else ": too noisy to place")
-    adm = sum(s for (i, j), s in fit.picks.items() if (i, j) != (0, 0) and abs(i - expected) <= tol + 1e-9
-              and j in log_powers)
+    adm = sum(s for (i, j), s in fit.picks.items() if admissible(i, j, expected, tol, log_powers))
     const = fit.picks.get((0.0, 0), 0.0)
     other = 1.0 - adm - const
     allowed = term_text(expected, 0) + ("" if log_powers == (0,) else " (with log factors)")

@@ -12,8 +12,9 @@ The tolerance rules (also printed in every report, ``RULES``):
   choice: leave-one-x-out cross-validation, the simpler hypothesis (constant, then fewer log
   factors) when within 25% of the best error; uncertainty: 400 residual-bootstrap resamples
   redo the choice. With claimed exponent ``k`` and tolerance ``τ`` (0.25; 0.15 for "flat"):
-  growth claims are **supported** when >= 90% of the resamples pick a leading term with
-  |i − k| <= τ and an allowed log power (none for O(x)), **contradicted** when >= 90% pick
+  growth claims are **supported** when >= 90% of the resamples pick a leading term that lies,
+  asymptotically, between x^(k−τ) and x^(k+τ) (log factors allowed below the claimed exponent;
+  at it only where the claim allows them: x·log x is not O(x)), **contradicted** when >= 90% pick
   another growing term; when most resamples pick the constant model, the growth is hidden under
   the fixed cost in the measured range: inconclusive, extend x. Flat claims are **supported**
   when the chosen models grow by at most the factor (x_max/x_min)^τ over the range in 97.5% of

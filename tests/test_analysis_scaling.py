@@ -156,3 +156,13 @@ def test_circuit_share_decides_dominated_by(tmp_path):
     assert res.subject_verdicts["QHydraGated"] == S.SUPPORTED
     assert res.subject_verdicts["QMambaSSM"] == S.INCONCLUSIVE       # no cells
     assert "circuit_probe_steps" in res.subject_evidence["QMambaSSM"]
+
+
+def test_admissible_terms_lie_within_the_band_asymptotically():
+    adm = SC.admissible
+    assert adm(1.0, 0, 1.0, 0.25) and adm(0.75, 0, 1.0, 0.25) and adm(1.25, 0, 1.0, 0.25)
+    assert adm(0.75, 1, 1.0, 0.25) and adm(0.75, 2, 1.0, 0.25)        # o(T), above T^(3/4)
+    assert not adm(1.0, 1, 1.0, 0.25)                                 # T log T is not O(T)
+    assert adm(1.0, 1, 1.0, 0.25, log_powers=(0, 1))
+    assert not adm(1.25, 1, 1.0, 0.25) and not adm(2 / 3, 0, 1.0, 0.25) and not adm(1.5, 0, 1.0, 0.25)
+    assert not adm(0.0, 0, 1.0, 0.25) and not adm(0.0, 2, 1.0, 0.25)

@@ -186,13 +186,13 @@ def test_no_wait_then_status_then_a_second_sweep_adopts_the_jobs(slurm_env, tmp_
     assert "SLURM: 2 cells" in r.stdout and "2 completed" in r.stdout
 
 
-@pytest.mark.parametrize("signal_args", [["--signal=USR2"], ["--full", "--signal=TERM"]],
-                         ids=["usr2-time-limit", "term-preemption"])
+@pytest.mark.parametrize("signal_args", [["--signal=USR2"], ["--signal=TERM"]],
+                         ids=["usr2-time-limit", "term-to-the-ranks"])
 def test_sbatch_script_end_to_end_with_plain_sbatch_and_a_requeue(slurm_env, tmp_path, signal_args):
     """`qssm sbatch` writes the array script; plain `sbatch` runs it. Cell 0 is slow and gets
-    SLURM's warning signal (USR2, as before a time limit) or, as on pre-emption, SIGTERM sent to the
-    batch script and every step (`scancel --full`): it checkpoints, exits 75, the script (which
-    outlives the SIGTERM) requeues the array task, and it resumes. sacct and the rows agree."""
+    SLURM's warning signal (USR2, as before a time limit) or SIGTERM delivered to its ranks (what a
+    pre-emption sends them): it checkpoints, exits 75, the script requeues the array task, and it
+    resumes. sacct and the rows agree."""
     sweep = tmp_path / "sb.yaml"
     sweep.write_text(TINY_MODEL_YAML + "steps: 20\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\n"
                      "world_size: 2\ngrid:\n  seq_len: [8, 6]\n")

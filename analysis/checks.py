@@ -39,6 +39,8 @@ def evaluate(ok: pd.DataFrame, claims=CLAIMS, n_boot: int = S.N_BOOT, seed: int 
                 name, rows = impl_label(impl), select_impl(mrows, impl)
             if claim.at_seed_config:
                 rows = pd.concat([_seed_config_rows(rows, m) for m in models]) if len(rows) else rows
+            if claim.metric == "accuracy" and len(rows):
+                rows = _one_repeat(rows)
             if claim.kind == "slope":
                 checks, verdicts, evidence = _eval_slope(claim, rows, name, n_boot, seed)
             elif claim.kind == "ratio":
@@ -59,6 +61,16 @@ def evaluate(ok: pd.DataFrame, claims=CLAIMS, n_boot: int = S.N_BOOT, seed: int 
                 _suggest(claim, impl, df, res)
             results.append(res)
     return results
+
+
+def _one_repeat(rows: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy replicates are seeds: of the repeats of one cell (same seed), keep the first."""
+    from bench import schema
+    key = [f for f in schema.CELL_FIELD_NAMES if f not in ("repeat", "circuit_probe_steps", "time_budget_s")
+           and f in rows.columns]
+    rep = pd.to_numeric(rows["repeat"], errors="coerce").fillna(0)
+    ordered = rows.assign(_rep=rep.to_numpy()).sort_values("_rep", kind="stable")
+    return ordered.drop_duplicates(subset=key, keep="first").drop(columns="_rep")
 
 
 # what other modules (plots, report, tests) use from here

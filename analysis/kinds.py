@@ -339,7 +339,7 @@ def _eval_share(claim: Claim, rows: pd.DataFrame, impl_name: str):
             checks.append(Check(claim.id, impl_name, subj, label, v, why, mean, lo, hi, claim.expected, n,
                                 f"{claim.metric} over {n} cells: " + ", ".join(f"{x:.2f}" for x in vals)))
             point_v.append(v)
-            shown.append(f"{mean:.0%}" + (f" ({label})" if label != "all cells" else ""))
+            shown.append((mean, v, label))
         if not point_v:
             verdicts[subj] = S.INCONCLUSIVE
             evidence[subj] = f"no cells with {claim.metric} (run cells with circuit_probe_steps > 0)"
@@ -347,5 +347,13 @@ def _eval_share(claim: Claim, rows: pd.DataFrame, impl_name: str):
                                 expected=claim.expected, n_cells=len(rm)))
             continue
         verdicts[subj] = S.combine_series(point_v)
-        evidence[subj] = "circuits " + "; ".join(shown[:4]) + (" …" if len(shown) > 4 else "") + " of the step"
+        means = [m for m, _, _ in shown]
+        above = [lab for m, v, lab in shown if v == S.SUPPORTED]
+        below = [lab for m, v, lab in shown if v == S.CONTRADICTED]
+        ev = f"circuits {min(means):.0%}–{max(means):.0%} of the step over {len(shown)} sizes"
+        if above:
+            ev += f"; above {claim.expected:.0%} at {len(above)} ({', '.join(above[:2])}{' …' if len(above) > 2 else ''})"
+        if below:
+            ev += f"; below at {len(below)}"
+        evidence[subj] = ev
     return checks, verdicts, evidence

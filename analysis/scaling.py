@@ -302,23 +302,26 @@ def scaling_verdict(fit: ScalingFit | None, expected: float, tol: float,
         return INCONCLUSIVE, "fewer than 2 distinct x values"
     if not fit.enough:
         return INCONCLUSIVE, fit.reason
+    if not fit.picks or fit.growth is None:
+        return INCONCLUSIVE, "no bootstrap resamples (n_boot = 0)"
+    need = DECIDE_SHARE - 1e-9   # shares are sums of 1/n_boot
     if expected == 0:
         bound = (fit.x_max / fit.x_min) ** tol
         g_lo, g_hi = (float(v) for v in np.quantile(fit.growth, [0.025, 0.975]))
-        grows = sum(s for (i, _), s in fit.picks.items() if i > 0)
+        grows = sum(s for (i, j), s in fit.picks.items() if (i, j) != (0, 0))
         rng = f"grows ×{g_lo:.2f}–×{g_hi:.2f} over the range (bound ×{bound:.2f})"
         if g_hi <= bound:
             return SUPPORTED, rng
-        if g_lo > bound and grows >= DECIDE_SHARE:
+        if g_lo > bound and grows >= need:
             return CONTRADICTED, rng
         return INCONCLUSIVE, rng + ("" if g_lo > bound else ": too noisy to place")
     adm = sum(s for (i, j), s in fit.picks.items() if admissible(i, j, expected, tol, log_powers))
     const = fit.picks.get((0.0, 0), 0.0)
     other = 1.0 - adm - const
     allowed = term_text(expected, 0) + ("" if log_powers == (0,) else " (with log factors)")
-    if adm >= DECIDE_SHARE:
+    if adm >= need:
         return SUPPORTED, f"leading term {allowed} in {adm:.0%} of resamples"
-    if other >= DECIDE_SHARE:
+    if other >= need:
         side = "steeper" if (fit.i, fit.j) > (expected, max(log_powers)) else "shallower"
         return CONTRADICTED, f"leading term {side} than {allowed} in {other:.0%} of resamples"
     if const >= 0.5:

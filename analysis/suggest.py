@@ -84,7 +84,12 @@ def _suggest(claim: Claim, impl: dict, all_ok: pd.DataFrame, result: ClaimResult
             levels = have if len(have) >= 3 else levels
         elif have and any(_RANGE_WORDS in c.reason for s in data_models for c in by_subject.get(C.short(s), [])):
             # growth hidden under the fixed cost: larger x (chunks: smaller C, so more chunks)
-            ext = [have[0] // 2, have[0] // 4] if claim.x_transform == "T/C" else [have[-1] * 2, have[-1] * 4]
+            if claim.x_transform == "T/C":
+                ext = [have[0] // 2, have[0] // 4]        # smaller C: more chunks
+            elif claim.x_transform == "q2q":
+                ext = [have[-1] + 2, have[-1] + 4]        # q·2^q grows ~8x per 2 qubits
+            else:
+                ext = [have[-1] * 2, have[-1] * 4]
             levels = sorted(set(have) | {v for v in ext if v >= 1})
         base.pop(claim.x, None)
         if data_models:

@@ -330,6 +330,8 @@ def _normalised_model_settings(c: Cell) -> dict:
         out["chunk_size"] = min(out["chunk_size"], c.seq_len)
     if out["quantum_steps"] is not None:
         out["quantum_steps"] = min(out["quantum_steps"], c.seq_len)
+    if "n_qubits" not in used:      # no circuits to probe: the same cell as without the probe
+        out["circuit_probe_steps"] = 0
     return out
 
 

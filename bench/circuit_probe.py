@@ -35,6 +35,13 @@ def free_circuits():
         branches.ssm_circuit, branches.gated_circuit = saved
 
 
+def patch_free_circuits() -> None:
+    """Install the stand-ins for good (a measurement's own fresh process: ``qssm micro``)."""
+    import qssm.quantum.branches as branches
+
+    branches.ssm_circuit, branches.gated_circuit = _free_ssm, _free_gated
+
+
 def circuit_share(pass_fn, pairs: int, sync) -> tuple[float, float, float]:
     """(share, median full pass s, median circuit-free pass s) over ``pairs`` interleaved pairs."""
     full, free = [], []

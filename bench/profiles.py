@@ -71,6 +71,9 @@ def available() -> list[str]:
     return sorted(p.stem for p in d.glob("*.yaml"))
 
 
+_TEXT_KEYS = ("description", "partition", "account", "qos", "constraint", "mpi", "python")
+
+
 def parse_sets(sets) -> dict:
     """``["qos=debug", "gpus_per_node=1"]`` -> ``{"qos": "debug", "gpus_per_node": 1}`` (values as YAML)."""
     out = {}
@@ -80,6 +83,9 @@ def parse_sets(sets) -> dict:
         if not sep or not key:
             raise UserError(f"--set {item!r} is not allowed; use --set KEY=VALUE with a profile key "
                             f"({', '.join(sorted(f.name for f in fields(Profile) if f.name != 'name'))})")
+        if key in _TEXT_KEYS and raw.strip() and not raw.strip().startswith(("[", "{")):
+            out[key] = raw.strip() if raw.strip() not in ("null", "~") else None   # account=1234 stays text
+            continue
         try:
             out[key] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:

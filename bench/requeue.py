@@ -54,6 +54,20 @@ def install_stop_handler(sigs=STOP_SIGNALS, chain: bool = True) -> None:
         signal.signal(sig, handler)
 
 
+def job_cancelled() -> bool:
+    """Whether SLURM has this job cancelled (a plain scancel sends SIGTERM too: that is not a
+    pre-emption, and the job must not be requeued)."""
+    import subprocess
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    try:
+        out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "JobState=CANCELLED" in out
+
+
 def _restart_count() -> int:
     try:
         return int(os.environ.get("SLURM_RESTART_COUNT") or 0)
@@ -123,6 +137,8 @@ class CellJob(Checkpointable):
         rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0)
         exc = box.get("exc")
         if isinstance(exc, Preempted):
+            if job_cancelled():    # scancel: stopped at a checkpoint, but not to be requeued
+                raise exc
             if rank == 0:
                 # stopped at another rank's request: take the requeue path as if signalled here
                 os.kill(os.getpid(), STOP_SIGNAL)

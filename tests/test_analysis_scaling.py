@@ -166,3 +166,25 @@ def test_admissible_terms_lie_within_the_band_asymptotically():
     assert adm(1.0, 1, 1.0, 0.25, log_powers=(0, 1))
     assert not adm(1.25, 1, 1.0, 0.25) and not adm(2 / 3, 0, 1.0, 0.25) and not adm(1.5, 0, 1.0, 0.25)
     assert not adm(0.0, 0, 1.0, 0.25) and not adm(0.0, 2, 1.0, 0.25)
+
+
+def test_verdict_edges_exact_share_log_growth_and_no_resamples():
+    fit = SC.ScalingFit(1.0, 0, c0=0.0, c1=1.0, cv_error=0.0, n=6, levels=6, x_min=32.0, x_max=1024.0)
+    fit.picks = {(1.0, 0): 360 / 400, (2.0, 0): 40 / 400}      # exactly 90 %, summed as the code does
+    fit.growth = np.full(400, 32.0)
+    assert SC.scaling_verdict(fit, 1.0, S.SLOPE_TOL)[0] == S.SUPPORTED
+    # a flat claim against pure log growth (y = 1 + log2 x grows x1.75 > bound x1.37 over 8x)
+    x = np.repeat(np.array([8, 16, 32, 64], float), 2)
+    logfit = SC.fit_scaling(x, 1 + np.log2(x), n_boot=200)
+    assert SC.scaling_verdict(logfit, 0.0, S.FLAT_TOL)[0] == S.CONTRADICTED
+    bare = SC.fit_scaling(*_series(1e-5 * T), n_boot=0)
+    assert SC.scaling_verdict(bare, 1.0, S.SLOPE_TOL)[0] == S.INCONCLUSIVE
+
+
+def test_accuracy_replicates_are_seeds_not_repeats(tmp_path):
+    from analysis.checks import _one_repeat
+    import pandas as pd
+    rows = pd.DataFrame([fake_row("classical_mamba", seed=0, repeat=r, accuracy=0.5) for r in (2, 0, 1)]
+                        + [fake_row("classical_mamba", seed=1, accuracy=0.6)])
+    kept = _one_repeat(rows)
+    assert sorted(kept["seed"]) == [0, 1] and list(kept[kept["seed"] == 0]["repeat"]) == [0]

@@ -127,6 +127,10 @@ def test_cells_needing_more_gpus_than_this_machine_has_are_left_out(tmp_path, ca
     captured = capsys.readouterr()
     assert "1 left out: more GPUs than this machine has" in captured.out and captured.out.count("to-run") == 1
     assert "leaving out" in captured.err and "needs 2 GPUs (world_size=2); this machine has 1" in captured.err
+    # every cell too big: one line, exit 2
+    f2 = write_sweep(tmp_path / "s2.yaml", model="classical_mamba", device="cuda", batch_size=4, world_size=2)
+    assert main(["sweep", str(f2), "--results", str(tmp_path / "r"), "--dry-run"]) == 2
+    assert "every cell needs more GPUs than this machine has (1)" in capsys.readouterr().err
 
 
 def test_real_exit_code_for_bad_input(tmp_path):

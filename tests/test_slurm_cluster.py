@@ -229,6 +229,30 @@ def test_sbatch_script_end_to_end_with_plain_sbatch_and_a_requeue(slurm_env, tmp
     print(f"\n[timing] sbatch array of 2 two-rank cells, one requeued: {took:.1f} s")
 
 
+def test_a_plain_scancel_of_an_sbatch_task_is_not_requeued(slurm_env, tmp_path):
+    """scancel sends SIGTERM: the cell checkpoints and exits 75 as on a pre-emption, but the script
+    sees the job cancelled and does not requeue it."""
+    sweep = tmp_path / "sc.yaml"
+    sweep.write_text(TINY_MODEL_YAML + "steps: 30\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\nseq_len: 8\n")
+    res, jobs = tmp_path / "res", tmp_path / "jobs"
+    qssm("sbatch", sweep, "--profile", "local", "-o", jobs, "--results", res, env=slurm_env, check=True)
+    env = {**slurm_env, "QSSM_FAULT": ";".join(f"sleep@{i},seconds=0.3" for i in range(1, 30))}
+    job = run_slurm(["sbatch", "--parsable", str(jobs / "sc.sbatch")], env).stdout.strip().split(";")[0]
+    from bench.executors.base import read_manifest
+    c0 = read_manifest(jobs / "sc.cells.json").cells[0]
+    deadline = time.monotonic() + 120
+    while (store.read_progress(res, c0.cell_id) or {}).get("step", 0) < 3:
+        assert time.monotonic() < deadline, "the cell never reached step 3"
+        time.sleep(0.2)
+    run_slurm(["scancel", f"{job}_0"], slurm_env)
+    assert wait_for_job(f"{job}_0", slurm_env, timeout=120, states=frozenset({"COMPLETED", "FAILED", "CANCELLED",
+                        "TIMEOUT", "NODE_FAIL"})) == "CANCELLED"
+    time.sleep(3)
+    hist = run_slurm(["sacct", "-n", "-X", "-D", "-P", "-o", "JobID,State", "-j", job], slurm_env).stdout.split()
+    assert not any("REQUEUED" in h or "PENDING" in h or "RUNNING" in h for h in hist), hist
+    assert not list(res.glob("*.parquet"))
+
+
 # ---------------------------------------------------------------------------------------------
 # MPI
 # ---------------------------------------------------------------------------------------------

@@ -297,3 +297,8 @@ def test_packing_puts_one_gpu_cells_side_by_side_on_a_whole_node(tmp_path, monke
     assert T == 7 and env.world_size == 1 and env.local_rank == 1
     monkeypatch.setenv("SLURM_PROCID", "3")
     assert job()["status"] == "idle"
+
+
+def test_set_keeps_text_keys_as_text():
+    p = load_profile("local", ["account=1234", "qos=off", "partition=null"])
+    assert (p.account, p.qos, p.partition) == ("1234", "off", None)

@@ -100,7 +100,16 @@ def test_circuit_probe_measures_the_circuits_share(tmp_path, monkeypatch):
     monkeypatch.setattr(branches, "gated_circuit", slow)
     assert run_inline(c, tmp_path / "slow").status == "ok"
     assert rows(tmp_path / "slow").iloc[0]["circuit_share"] > 0.5
-    # a classical model has no circuits: no probe, null share
+    # qssm micro's circuit-free step keeps its stand-ins installed
+    from bench.circuit_probe import patch_free_circuits
+    monkeypatch.setattr(branches, "ssm_circuit", branches.ssm_circuit)
+    monkeypatch.setattr(branches, "gated_circuit", branches.gated_circuit)
+    patch_free_circuits()
+    assert branches.gated_circuit is not real and branches.gated_circuit is not slow
+    monkeypatch.undo()
+    assert branches.gated_circuit is real
+    # a classical model has no circuits: no probe (normalised away: the same cell), null share
+    assert cell(circuit_probe_steps=2).cell_id == cell().cell_id
     run_inline(cell(circuit_probe_steps=2), tmp_path / "c")
     assert rows(tmp_path / "c").iloc[0]["circuit_share"] is None or \
         math.isnan(rows(tmp_path / "c").iloc[0]["circuit_share"])

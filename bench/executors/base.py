@@ -116,6 +116,9 @@ def split_cells_here(cells: Sequence[Cell], executor: str) -> tuple[list, list]:
     runnable = [c for c in cells if c.device != "cuda" or c.world_size <= n]
     left = [(c, f"needs {c.world_size} GPUs (world_size={c.world_size}); this machine has {n}")
             for c in cells if c.device == "cuda" and c.world_size > n]
+    if not runnable:
+        raise UserError(f"every cell needs more GPUs than this machine has ({n}); e.g. {left[0][0].label()}: "
+                        f"{left[0][1]}")
     check_cells_here(runnable, executor)
     return runnable, left
 

@@ -142,7 +142,8 @@ class SlurmExecutor(Executor):
                   "setup": list(self.profile.setup) + pythonpath_setup() + provenance_setup(self.profile),
                   # a rank that dies (killed, segfault) takes its peers with it instead of leaving
                   # them in a collective until the process-group timeout
-                  "srun_args": ["--kill-on-bad-exit=1"]}
+                  # -- except packed cells, which are independent of one another
+                  "srun_args": [f"--kill-on-bad-exit={0 if shape.cells_per_task > 1 else 1}"]}
         known = {"nodes", "ntasks-per-node", "cpus-per-task", "gpus-per-node", "mem", "mem-per-gpu",
                  "mem-per-cpu", "time", "partition", "account", "qos", "constraint"}
         extra = {"requeue": True}
@@ -315,6 +316,8 @@ class SlurmExecutor(Executor):
         if now - t.terminal_since < grace:
             return
         outcome = job_outcome(t)
+        if outcome and outcome.get("cell_id") not in (None, cid):
+            outcome = None      # a packed job: task 0's outcome is another cell's
         if outcome and outcome.get("status") == "skipped":
             # the cell was done (or running elsewhere) when the job started: no row of its own
             t.done, t.status = True, "skipped"

@@ -175,9 +175,9 @@ def _free_circuits() -> None:
     """Zero-cost circuit stand-ins (bench.circuit_probe) for the rest of this measurement's own
     fresh process: a step measured so is the floor any circuit simulator could reach:
     pennylane-step / free-step bounds the pennylane/torch ratio (Amdahl)."""
-    from ..circuit_probe import free_circuits
+    from ..circuit_probe import patch_free_circuits
 
-    free_circuits().__enter__()
+    patch_free_circuits()
 
 
 def _train_workload(spec, device):

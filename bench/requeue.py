@@ -54,9 +54,10 @@ def install_stop_handler(sigs=STOP_SIGNALS, chain: bool = True) -> None:
         signal.signal(sig, handler)
 
 
-def job_cancelled() -> bool:
-    """Whether SLURM has this job cancelled (a plain scancel sends SIGTERM too: that is not a
-    pre-emption, and the job must not be requeued)."""
+def job_ending() -> bool:
+    """Whether SLURM is already ending this job (not RUNNING: COMPLETING after a plain scancel,
+    which sends SIGTERM too, or after a pre-emption). Such a job is not requeued by us: a cancelled
+    job stays cancelled; a pre-empted one SLURM requeues itself where PreemptMode says so."""
     import subprocess
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
@@ -65,7 +66,9 @@ def job_cancelled() -> bool:
         out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.SubprocessError):
         return False
-    return "JobState=CANCELLED" in out
+    import re
+    m = re.search(r"JobState=([A-Z_]+)", out)
+    return bool(m) and m.group(1) != "RUNNING"
 
 
 def _restart_count() -> int:
@@ -137,7 +140,7 @@ class CellJob(Checkpointable):
         rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0)
         exc = box.get("exc")
         if isinstance(exc, Preempted):
-            if job_cancelled():    # scancel: stopped at a checkpoint, but not to be requeued
+            if job_ending():       # scancel / pre-emption: stopped at a checkpoint, not requeued by us
                 raise exc
             if rank == 0:
                 # stopped at another rank's request: take the requeue path as if signalled here

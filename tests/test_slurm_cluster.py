@@ -253,6 +253,36 @@ def test_a_plain_scancel_of_an_sbatch_task_is_not_requeued(slurm_env, tmp_path):
     assert not list(res.glob("*.parquet"))
 
 
+def test_scontrol_requeue_of_a_running_sbatch_task_resumes(slurm_env, tmp_path):
+    """`scontrol requeue` (what an operator or a REQUEUE pre-emption does) of a running array task:
+    SLURM signals and requeues it; the rerun resumes from a checkpoint (the one the SIGTERM made,
+    or the last periodic one) and ends with one ok row that counts the requeue."""
+    sweep = tmp_path / "rq.yaml"
+    sweep.write_text(TINY_MODEL_YAML + "steps: 24\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\nseq_len: 8\n")
+    res, jobs = tmp_path / "res", tmp_path / "jobs"
+    qssm("sbatch", sweep, "--profile", "local", "-o", jobs, "--results", res, "--checkpoint-every-s", "1",
+         env=slurm_env, check=True)
+    env = {**slurm_env, "QSSM_FAULT": ";".join(f"sleep@{i},seconds=0.3" for i in range(1, 24))}
+    job = run_slurm(["sbatch", "--parsable", str(jobs / "rq.sbatch")], env).stdout.strip().split(";")[0]
+    from bench.executors.base import read_manifest
+    c0 = read_manifest(jobs / "rq.cells.json").cells[0]
+    deadline = time.monotonic() + 120
+    while (store.read_progress(res, c0.cell_id) or {}).get("step", 0) < 8:
+        assert time.monotonic() < deadline, "the cell never reached step 8"
+        time.sleep(0.2)
+    run_slurm(["scontrol", "requeue", f"{job}_0"], slurm_env)
+    deadline = time.monotonic() + 240
+    while not list(res.glob("*.parquet")):
+        assert time.monotonic() < deadline, "no row after the requeue"
+        time.sleep(0.5)
+    got = store.read_results(res)
+    row = got.df.iloc[0]
+    assert row["status"] == "ok" and row["requeues"] >= 1 and row["steps_run"] == 24
+    assert got.env[row["file"]].get("resumed_from_step", 0) >= 1
+    hist = run_slurm(["sacct", "-n", "-X", "-D", "-P", "-o", "JobID,State", "-j", job], slurm_env).stdout.split()
+    assert f"{job}_0|REQUEUED" in hist
+
+
 # ---------------------------------------------------------------------------------------------
 # MPI
 # ---------------------------------------------------------------------------------------------

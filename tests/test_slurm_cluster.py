@@ -229,21 +229,28 @@ def test_sbatch_script_end_to_end_with_plain_sbatch_and_a_requeue(slurm_env, tmp
     print(f"\n[timing] sbatch array of 2 two-rank cells, one requeued: {took:.1f} s")
 
 
+def _slow_sbatch_task(slurm_env, tmp_path, name: str, steps: int, reach: int, *sbatch_args):
+    """`qssm sbatch` one tiny cell made slow (0.3 s a step), submit it with plain sbatch and wait
+    until it reaches step `reach`; returns (array job id, results folder)."""
+    sweep = tmp_path / f"{name}.yaml"
+    sweep.write_text(TINY_MODEL_YAML + f"steps: {steps}\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\nseq_len: 8\n")
+    res, jobs = tmp_path / "res", tmp_path / "jobs"
+    qssm("sbatch", sweep, "--profile", "local", "-o", jobs, "--results", res, *sbatch_args, env=slurm_env, check=True)
+    env = {**slurm_env, "QSSM_FAULT": ";".join(f"sleep@{i},seconds=0.3" for i in range(1, steps))}
+    job = run_slurm(["sbatch", "--parsable", str(jobs / f"{name}.sbatch")], env).stdout.strip().split(";")[0]
+    from bench.executors.base import read_manifest
+    c0 = read_manifest(jobs / f"{name}.cells.json").cells[0]
+    deadline = time.monotonic() + 120
+    while (store.read_progress(res, c0.cell_id) or {}).get("step", 0) < reach:
+        assert time.monotonic() < deadline, f"the cell never reached step {reach}"
+        time.sleep(0.2)
+    return job, res
+
+
 def test_a_plain_scancel_of_an_sbatch_task_is_not_requeued(slurm_env, tmp_path):
     """scancel sends SIGTERM: the cell checkpoints and exits 75 as on a pre-emption, but the script
     sees the job cancelled and does not requeue it."""
-    sweep = tmp_path / "sc.yaml"
-    sweep.write_text(TINY_MODEL_YAML + "steps: 30\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\nseq_len: 8\n")
-    res, jobs = tmp_path / "res", tmp_path / "jobs"
-    qssm("sbatch", sweep, "--profile", "local", "-o", jobs, "--results", res, env=slurm_env, check=True)
-    env = {**slurm_env, "QSSM_FAULT": ";".join(f"sleep@{i},seconds=0.3" for i in range(1, 30))}
-    job = run_slurm(["sbatch", "--parsable", str(jobs / "sc.sbatch")], env).stdout.strip().split(";")[0]
-    from bench.executors.base import read_manifest
-    c0 = read_manifest(jobs / "sc.cells.json").cells[0]
-    deadline = time.monotonic() + 120
-    while (store.read_progress(res, c0.cell_id) or {}).get("step", 0) < 3:
-        assert time.monotonic() < deadline, "the cell never reached step 3"
-        time.sleep(0.2)
+    job, res = _slow_sbatch_task(slurm_env, tmp_path, "sc", 30, 3)
     run_slurm(["scancel", f"{job}_0"], slurm_env)
     assert wait_for_job(f"{job}_0", slurm_env, timeout=120, states=frozenset({"COMPLETED", "FAILED", "CANCELLED",
                         "TIMEOUT", "NODE_FAIL"})) == "CANCELLED"
@@ -257,19 +264,7 @@ def test_scontrol_requeue_of_a_running_sbatch_task_resumes(slurm_env, tmp_path):
     """`scontrol requeue` (what an operator or a REQUEUE pre-emption does) of a running array task:
     SLURM signals and requeues it; the rerun resumes from a checkpoint (the one the SIGTERM made,
     or the last periodic one) and ends with one ok row that counts the requeue."""
-    sweep = tmp_path / "rq.yaml"
-    sweep.write_text(TINY_MODEL_YAML + "steps: 24\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\nseq_len: 8\n")
-    res, jobs = tmp_path / "res", tmp_path / "jobs"
-    qssm("sbatch", sweep, "--profile", "local", "-o", jobs, "--results", res, "--checkpoint-every-s", "1",
-         env=slurm_env, check=True)
-    env = {**slurm_env, "QSSM_FAULT": ";".join(f"sleep@{i},seconds=0.3" for i in range(1, 24))}
-    job = run_slurm(["sbatch", "--parsable", str(jobs / "rq.sbatch")], env).stdout.strip().split(";")[0]
-    from bench.executors.base import read_manifest
-    c0 = read_manifest(jobs / "rq.cells.json").cells[0]
-    deadline = time.monotonic() + 120
-    while (store.read_progress(res, c0.cell_id) or {}).get("step", 0) < 8:
-        assert time.monotonic() < deadline, "the cell never reached step 8"
-        time.sleep(0.2)
+    job, res = _slow_sbatch_task(slurm_env, tmp_path, "rq", 24, 8, "--checkpoint-every-s", "1")
     run_slurm(["scontrol", "requeue", f"{job}_0"], slurm_env)
     deadline = time.monotonic() + 240
     while not list(res.glob("*.parquet")):

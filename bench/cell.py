@@ -40,7 +40,7 @@ DEFAULTS_HELP = {"steps": f"{STEPS_DEFAULT}; {STEPS_BUDGET_DEFAULT} with target_
 # Fields added after cell ids were first published: hashed into cell_id only away from these
 # values (so every older cell keeps its id; fp32/fp64 are already in dtype).
 _ID_QUIET = {"precision": ("fp32", "fp64"), "track_activations": (0,), "lr_schedule": ("constant",),
-             "eval_every": (0,), "target_accuracy": (None,), "repeat": (0,), "circuit_probe_steps": (0,)}
+             "eval_every": (0,), "target_accuracy": (None,), "repeat": (0,), "circuit_probe_steps": (0,), "nodes": (1,)}
 # Fields that limit an attempt but do not change its measurements: not hashed into cell_id.
 RUN_LIMIT_FIELDS = ("time_budget_s",)
 # Cell fields that are model settings (passed to qssm.build_model under the same name).
@@ -72,6 +72,7 @@ class Cell:
     seq_len: int = 32                           # T, timesteps per sample (models' n_timesteps)
     batch_size: int = 32                        # B, global batch (split evenly over the ranks)
     world_size: int = 1                         # DDP ranks
+    nodes: int = 1                              # nodes the ranks span (world_size a multiple; SLURM only when > 1)
     device: str = "cpu"                         # cpu | cuda (rank r uses cuda:LOCAL_RANK)
     dtype: str = "float32"                      # float32 | float64 (parameters and inputs)
     precision: str | None = None                # fp32 | fp64 | bf16-mixed | fp16-mixed (None: from dtype)
@@ -156,6 +157,8 @@ class Cell:
         if self.chunk_size is not None:
             parts.append(f"C={self.chunk_size}")
         parts.append(f"W={self.world_size}")
+        if self.nodes > 1:
+            parts.append(f"nodes={self.nodes}")
         if self.task != "marked_recall":
             parts.append(self.task if not is_file_task(self.task) else "file")
         if self.lr != DEFAULTS["lr"]:
@@ -199,7 +202,7 @@ CELL_FIELDS = tuple(f.name for f in fields(Cell))
 assert set(CELL_FIELDS) == set(schema.CELL_FIELD_NAMES), "bench.schema.CELL_COLUMNS and Cell disagree"
 DEFAULTS = {f.name: f.default for f in fields(Cell) if f.default is not dataclasses.MISSING}
 
-_INT = {"seq_len": 1, "batch_size": 1, "world_size": 1, "steps": 1, "warmup_steps": 0, "seed": 0,
+_INT = {"seq_len": 1, "batch_size": 1, "world_size": 1, "nodes": 1, "steps": 1, "warmup_steps": 0, "seed": 0,
         "eval_samples": 1, "num_threads": 0, "track_activations": 0, "eval_every": 0, "repeat": 0, "circuit_probe_steps": 0, "n_qubits": 1, "qlcu_layers": 1, "feature_dim": 1, "d_model": 1,
         "d_state": 1, "n_layers": 1, "output_dim": 1, "hidden_dim": 1, "chunk_size": 1, "quantum_steps": 1}
 _INT_MAX = 2 ** 63 - 1
@@ -299,6 +302,9 @@ def _validate_run_settings(c: Cell) -> None:
                         "checked every eval_every steps); got eval_every=0")
     if c.world_size > 4096:
         raise _bad("world_size", c.world_size, "need an integer in 1..4096")
+    if c.world_size % c.nodes:
+        raise UserError(f"nodes={c.nodes} is not allowed with world_size={c.world_size}; the ranks are split "
+                        "evenly over the nodes, so world_size must be a multiple of nodes")
     if c.batch_size % c.world_size:
         raise UserError(f"batch_size={c.batch_size} is not allowed with world_size={c.world_size}; the global "
                         "batch is split evenly over the ranks, so batch_size must be a multiple of world_size")

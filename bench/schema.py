@@ -7,14 +7,15 @@ to merge files of different versions.
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Older versions this one reads, upgraded on reading (bench.store): version 1 lacked precision,
 # track_activations, the learning protocol and the divergence/activation columns; version 2 lacked
-# repeat, circuit_probe_steps and circuit_share (new metrics null there; precision from dtype).
-READABLE_VERSIONS = (1, 2, 3)
+# repeat, circuit_probe_steps and circuit_share (new metrics null there; precision from dtype);
+# version 3 lacked nodes (1 there) and hostnames (null).
+READABLE_VERSIONS = (1, 2, 3, 4)
 # Values of the cell fields added since version 1 in older rows (precision: fp64 for float64, else fp32).
 UPGRADE_DEFAULTS = {"track_activations": 0, "lr_schedule": "constant", "eval_every": 0, "repeat": 0,
-                    "circuit_probe_steps": 0}
+                    "circuit_probe_steps": 0, "nodes": 1}
 META_SCHEMA_KEY = b"qssm.schema_version"
 META_ENV_KEY = b"qssm.env"
 
@@ -27,6 +28,8 @@ CELL_COLUMNS = [
     ("seq_len", "int64", "T, timesteps per sample (the models' n_timesteps)"),
     ("batch_size", "int64", "global batch size (split evenly across ranks)"),
     ("world_size", "int64", "number of DDP ranks"),
+    ("nodes", "int64", "nodes the ranks are spread over, world_size / nodes on each (SLURM only when > 1; in "
+     "cell_id only when > 1)"),
     ("device", "string", "cpu or cuda"),
     ("dtype", "string", "float32 or float64: the parameters' dtype (float64 exactly when precision is fp64)"),
     ("precision", "string", "fp32, fp64, bf16-mixed or fp16-mixed (autocast with float32 parameters; fp16 "
@@ -73,6 +76,7 @@ METRIC_COLUMNS = [
     ("attempt", "int64", "1 for the first attempt of this cell in this folder, then 2, ..."),
     ("requeues", "int64", "times the cell was requeued (SLURM timeout/preemption)"),
     ("launcher", "string", "inline, local, torchrun, submitit, sbatch or mpi"),
+    ("hostnames", "string", "the ranks' hosts, comma-separated in rank order (null in rows before schema 4)"),
     ("started_at", "string", "UTC ISO-8601 start time"),
     ("wall_time_s", "float64", "wall time of the whole attempt"),
     ("n_params", "int64", "trainable parameters (docs/models.md counting rule)"),

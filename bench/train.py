@@ -128,6 +128,14 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
                     return finish(status, "process group: " + text, attempt or store.next_attempt(results_dir, cid), True)
                 return Outcome(cid, attempt, status, text)
             stack.callback(_destroy_group)
+        hosts = _gather_hosts(dist, env.world_size)
+        metrics["hostnames"] = ",".join(hosts)
+        if len(set(hosts)) != cell.nodes:
+            msg = (f"the cell has nodes={cell.nodes} but its {env.world_size} rank(s) ran on {len(set(hosts))} "
+                   f"host(s) ({', '.join(dict.fromkeys(hosts))}); launch it with --nodes={cell.nodes}")
+            if env.rank == 0:
+                return finish("failed", msg, attempt or store.next_attempt(results_dir, cid), True)
+            return Outcome(cid, attempt, "failed", msg)
         if attempt is None:
             decision = [None, None]
             if env.rank == 0:
@@ -167,6 +175,8 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
             raise
         except BaseException as exc:  # noqa: BLE001 - failures are data
             status, text = classify(exc)
+            if dist is not None and is_peer_failure(exc):
+                text = name_lost_peers(text, hosts, env.rank) + text
             print(f"qssm: cell {cid} attempt {attempt} rank {env.rank}: {status}: {text}", file=sys.stderr)
             if env.launcher != "inline" or os.environ.get("QSSM_DEBUG"):
                 traceback.print_exc()  # into the rank's log; inline runs keep the terminal to one line
@@ -185,6 +195,36 @@ def run_cell(cell: Cell, results_dir, launcher="auto", *, attempt: int | None = 
             Checkpointer.clear(results_dir, cid)
             return out
         return Outcome(cid, attempt, "ok")
+
+
+def _gather_hosts(dist, world_size: int) -> list[str]:
+    """Every rank's host name, in rank order (one all-gather at the start of the cell)."""
+    host = socket.gethostname()
+    if dist is None:
+        return [host]
+    hosts = [None] * world_size
+    dist.all_gather_object(hosts, host)
+    return [str(h) for h in hosts]
+
+
+def name_lost_peers(text: str, hosts: list[str], rank: int) -> str:
+    """'rank 1 on node2 went away: ' when the error names a peer's address (gloo: "Connection closed
+    by peer [10.0.0.3]:1234") that is one of the other ranks' hosts; '' when none can be told."""
+    import re
+    addrs = set(re.findall(r"(\d{1,3}(?:\.\d{1,3}){3})", text))
+    if not addrs:
+        return ""
+    me = hosts[rank] if 0 <= rank < len(hosts) else None
+    named = []
+    for host in dict.fromkeys(h for h in hosts if h != me):
+        try:
+            ip = socket.gethostbyname(host)
+        except OSError:
+            continue
+        if ip in addrs:
+            ranks = [str(r) for r, h in enumerate(hosts) if h == host]
+            named.append(f"rank{'s' if len(ranks) > 1 else ''} {','.join(ranks)} on {host}")
+    return f"{'; '.join(named)} went away: " if named else ""
 
 
 def _destroy_group():

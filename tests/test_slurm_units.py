@@ -49,9 +49,10 @@ def check_golden(name: str, text: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # resource shapes
 # ---------------------------------------------------------------------------------------------
-def test_cpu_cells_take_world_size_tasks_on_one_node():
+def test_cpu_cells_take_world_size_tasks_over_their_nodes():
     prof = load_profile("local")
     assert S.shape_of(cell(world_size=2, batch_size=4), prof) == S.Shape(1, 2, 0, 2, "cpu")
+    assert S.shape_of(cell(world_size=4, nodes=2, batch_size=4), prof) == S.Shape(2, 2, 0, 4, "cpu")
     groups = S.group_cells([cell(seed=0), cell(seed=1, world_size=2), cell(seed=2)], prof)
     assert [(s.world_size, len(cs)) for s, cs in groups.items()] == [(1, 2), (2, 1)]
 
@@ -59,9 +60,15 @@ def test_cpu_cells_take_world_size_tasks_on_one_node():
 def test_cuda_cells_take_one_gpu_per_rank_and_whole_nodes():
     prof = load_profile("perlmutter")          # 4 GPUs per node
     assert S.shape_of(cell(device="cuda", world_size=2, batch_size=4), prof) == S.Shape(1, 2, 2, 2, "cuda")
-    assert S.shape_of(cell(device="cuda", world_size=8, batch_size=8), prof) == S.Shape(2, 4, 4, 8, "cuda")
-    with pytest.raises(UserError, match="multiple of 4"):
-        S.shape_of(cell(device="cuda", world_size=6, batch_size=6), prof)
+    assert S.shape_of(cell(device="cuda", world_size=8, nodes=2, batch_size=8), prof) == S.Shape(2, 4, 4, 8, "cuda")
+    assert S.shape_of(cell(device="cuda", world_size=4, nodes=2, batch_size=8), prof) == S.Shape(2, 2, 2, 4, "cuda")
+    # a cell's nodes is what it measures: a one-node cell never spreads silently
+    with pytest.raises(UserError, match="set nodes: 2"):
+        S.shape_of(cell(device="cuda", world_size=8, batch_size=8), prof)
+    with pytest.raises(UserError, match="set nodes: 2 and a world_size that is a multiple of 2"):
+        S.shape_of(cell(device="cuda", world_size=7, batch_size=7), prof)
+    with pytest.raises(UserError, match="needs 6 GPUs per node"):
+        S.shape_of(cell(device="cuda", world_size=12, nodes=2, batch_size=12), prof)
     with pytest.raises(UserError, match="gpus_per_node=0"):
         S.shape_of(cell(device="cuda"), load_profile("local"))
 

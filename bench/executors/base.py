@@ -108,17 +108,24 @@ def split_cells_here(cells: Sequence[Cell], executor: str) -> tuple[list, list]:
     """(runnable, left_out) for executors that run cells on this machine: CUDA cells that need
     more GPUs than it has are left out, each with the reason; anything else this machine cannot
     run at all (no CUDA, a missing PennyLane plugin) is a UserError, as in check_cells_here."""
+    spanning = [(c, f"spans nodes={c.nodes}: a multi-node cell runs only under SLURM (--executor slurm "
+                    "or qssm sbatch)") for c in cells if c.nodes > 1]
+    if spanning:
+        if len(spanning) == len(cells):
+            raise UserError(f"every cell spans several nodes (e.g. {spanning[0][0].label()}); --executor {executor} "
+                            "runs on this machine only: use --executor slurm or qssm sbatch")
+        cells = [c for c in cells if c.nodes == 1]
     try:
         check_cells_here(cells, executor)
-        return list(cells), []
+        return list(cells), spanning
     except _TooFewGpus as exc:
         n = exc.n_gpus
     runnable = [c for c in cells if c.device != "cuda" or c.world_size <= n]
-    left = [(c, f"needs {c.world_size} GPUs (world_size={c.world_size}); this machine has {n}")
-            for c in cells if c.device == "cuda" and c.world_size > n]
+    left = spanning + [(c, f"needs {c.world_size} GPUs (world_size={c.world_size}); this machine has {n}")
+                       for c in cells if c.device == "cuda" and c.world_size > n]
     if not runnable:
-        raise UserError(f"every cell needs more GPUs than this machine has ({n}); e.g. {left[0][0].label()}: "
-                        f"{left[0][1]}")
+        raise UserError(f"every cell needs more GPUs than this machine has ({n}); e.g. {left[-1][0].label()}: "
+                        f"{left[-1][1]}")
     check_cells_here(runnable, executor)
     return runnable, left
 

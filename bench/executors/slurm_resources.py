@@ -1,8 +1,8 @@
 """SLURM resources: the shape of one job array (nodes, ranks and GPUs per node) for the cells of
 a sweep, and the sbatch options a site profile (``bench.profiles``) gives it.
 
-A cell of ``world_size`` W runs as one array task of W SLURM tasks (ranks): on one node for CPU
-cells; CUDA cells take one GPU per rank, spread over ``ceil(W / gpus_per_node)`` nodes. Cells
+A cell of ``world_size`` W and ``nodes`` N runs as one array task of W SLURM tasks (ranks), W/N on
+each of N nodes; CUDA cells take one GPU per rank (W/N at most ``gpus_per_node``). Cells
 with the same shape share an array (``group_cells``). With a profile's ``pack: true`` (sites whose
 QOS allocates whole nodes), one-GPU cells are packed: an array task takes a whole node and runs
 ``gpus_per_node`` cells side by side on it, one per GPU (``Shape.cells_per_task``).
@@ -28,21 +28,26 @@ class Shape:
 
 def shape_of(cell, profile) -> Shape:
     """The resources of one cell under a profile (UserError when the profile cannot run it)."""
-    w = cell.world_size
+    w, n = cell.world_size, cell.nodes
     if cell.device != "cuda":
-        return Shape(1, w, 0, w, cell.device)
+        return Shape(n, w // n, 0, w, cell.device)
     gpn = profile.gpus_per_node
     if gpn < 1:
         raise UserError(f"device=cuda ({cell.label()}): profile {profile.name!r} has gpus_per_node=0; "
                         "choose a GPU profile (e.g. --profile gpu-generic) or set device: cpu")
+    if n > 1:   # the cell says how its ranks are spread
+        if w // n > gpn:
+            raise UserError(f"world_size={w} over nodes={n} ({cell.label()}) needs {w // n} GPUs per node; "
+                            f"profile {profile.name!r} has gpus_per_node={gpn}: use more nodes or fewer ranks")
+        return Shape(n, w // n, w // n, w, "cuda")
     if w == 1 and profile.pack and gpn > 1:
         return Shape(1, gpn, gpn, 1, "cuda", cells_per_task=gpn)
-    if w <= gpn:
-        return Shape(1, w, w, w, "cuda")
-    if w % gpn:
-        raise UserError(f"world_size={w} with device=cuda ({cell.label()}) does not fill whole nodes of "
-                        f"{gpn} GPUs (profile {profile.name!r}); use a multiple of {gpn}")
-    return Shape(w // gpn, gpn, gpn, w, "cuda")
+    if w > gpn:
+        need = -(-w // gpn)
+        raise UserError(f"world_size={w} with device=cuda ({cell.label()}) needs more GPUs than one node of profile "
+                        f"{profile.name!r} has ({gpn}); spread it over nodes: set nodes: {need}"
+                        + ("" if w % need == 0 else f" and a world_size that is a multiple of {need}"))
+    return Shape(1, w, w, w, "cuda")
 
 
 def group_cells(cells, profile) -> dict:

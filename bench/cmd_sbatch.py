@@ -181,7 +181,7 @@ def run(args) -> int:
     from .cmd_sweep import plan
     from .errors import UserError
     from .executors.base import write_manifest
-    from .executors.slurm import group_cells, pythonpath_setup
+    from .executors.slurm import group_cells, pythonpath_setup, shape_tag
     from .profiles import load_profile
     from .sweep import load_sweep
 
@@ -222,8 +222,7 @@ def run(args) -> int:
         cells = [c for c in cells if c.cell_id in keep]
         if not cells:
             continue
-        name = stem if len(groups) == 1 else (f"{stem}-w{shape.world_size}"
-                                              + ("-cuda" if shape.device == "cuda" else ""))
+        name = stem if len(groups) == 1 else f"{stem}-{shape_tag(shape)}"
         script, manifest = out / f"{name}.sbatch", out / f"{name}.cells.json"
         write_manifest(manifest, cells, results_dir, sweep=sweep.source)
         text = render_script(job_name=f"qssm-{name}", profile=profile, shape=shape, n_cells=len(cells),

@@ -68,7 +68,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# fault injection for tests: QSSM_FAULT="kind@step[,rank=R][,model=M][,seconds=S]; ..."
+# fault injection for tests: QSSM_FAULT="kind@step[,rank=R][,model=M][,seq_len=T][,nodes=N][,restart=K][,seconds=S]; ..."
 # kinds: raise, nan, oom (a real failed allocation), sleep, kill (SIGKILL this rank), exit
 # ---------------------------------------------------------------------------------------------
 def _faults(cell: Cell, rank: int):
@@ -84,6 +84,10 @@ def _faults(cell: Cell, rank: int):
             continue
         if "seq_len" in o and int(o["seq_len"]) != cell.seq_len:
             continue
+        if "nodes" in o and int(o["nodes"]) != cell.nodes:
+            continue
+        if "restart" in o and int(o["restart"]) != int(os.environ.get("SLURM_RESTART_COUNT") or 0):
+            continue   # only in that run of a SLURM job (0: before any requeue)
         out.append((kind.strip(), int(step or 0), float(o.get("seconds", 0))))
     return out
 

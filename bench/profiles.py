@@ -8,6 +8,7 @@ VALUE is read as YAML (``--set qos=debug``, ``--set gpus_per_node=1``, ``--set m
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Profile:
     max_concurrent: int = 8        # array throttle (--array=...%N)
     pack: bool = False             # one-GPU cells: gpus_per_node of them side by side per node (whole-node QOS)
     mpi: str = "pmix"              # srun --mpi= for the MPI launcher
+    network_interface: str | None = None  # NIC for gloo/nccl/OpenMPI between nodes (e.g. ib0, hsn0)
     setup: tuple = ()              # shell lines run before the cell (module loads, env)
     python: str | None = None      # the interpreter jobs run, after setup (None: the one running qssm)
     extra_sbatch: dict = field(default_factory=dict)  # more #SBATCH --key=value pairs
@@ -55,10 +57,14 @@ class Profile:
         if len(mems) > 1:
             raise UserError(f"profile {self.name!r}: {mems[0]} and {mems[1]} are both set; set at most one "
                             "of mem_gb, mem_per_gpu_gb, mem_per_cpu_gb (the others: null)")
-        for name in ("partition", "account", "qos", "constraint", "python"):
+        for name in ("partition", "account", "qos", "constraint", "python", "network_interface"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
                 raise UserError(f"profile {self.name!r}: {name}={v!r} is not allowed; need a string")
+        if self.network_interface is not None and not re.fullmatch(r"\^?[A-Za-z0-9_.:-]+(,[A-Za-z0-9_.:-]+)*",
+                                                                   self.network_interface):
+            raise UserError(f"profile {self.name!r}: network_interface={self.network_interface!r} is not allowed; "
+                            "need an interface name such as ib0 or hsn0 (a comma list for several)")
         if not isinstance(self.setup, (list, tuple)) or not all(isinstance(s, str) for s in self.setup):
             raise UserError(f"profile {self.name!r}: setup must be a list of shell lines")
         object.__setattr__(self, "setup", tuple(self.setup))
@@ -71,7 +77,7 @@ def available() -> list[str]:
     return sorted(p.stem for p in d.glob("*.yaml"))
 
 
-_TEXT_KEYS = ("description", "partition", "account", "qos", "constraint", "mpi", "python")
+_TEXT_KEYS = ("description", "partition", "account", "qos", "constraint", "mpi", "python", "network_interface")
 
 
 def parse_sets(sets) -> dict:
@@ -123,10 +129,23 @@ def load_profile(spec: str, sets=()) -> Profile:
     return Profile(**data)
 
 
-def provenance_setup(profile: Profile) -> list[str]:
-    """Shell lines exporting the profile's name and overrides, recorded in each row's qssm.env."""
+def network_setup(profile: Profile) -> list[str]:
+    """Shell lines naming the profile's network interface for traffic between nodes: gloo (CPU
+    process groups), NCCL's bootstrap and socket transport, OpenMPI's TCP paths."""
     import shlex
-    lines = [f"export QSSM_PROFILE={shlex.quote(profile.name)}"]
+    nic = profile.network_interface
+    if not nic:
+        return []
+    q = shlex.quote(nic)
+    return [f"export GLOO_SOCKET_IFNAME={q} NCCL_SOCKET_IFNAME={q}",
+            f"export OMPI_MCA_btl_tcp_if_include={q} OMPI_MCA_oob_tcp_if_include={q}"]
+
+
+def provenance_setup(profile: Profile) -> list[str]:
+    """Shell lines exporting the profile's name and overrides, recorded in each row's qssm.env
+    (and the network interface, when the profile names one)."""
+    import shlex
+    lines = network_setup(profile) + [f"export QSSM_PROFILE={shlex.quote(profile.name)}"]
     if profile.overrides:
         text = ", ".join(f"{k}={v}" for k, v in profile.overrides)
         lines.append(f"export QSSM_PROFILE_OVERRIDES={shlex.quote(text)}")

@@ -155,6 +155,7 @@ def environment(launcher: str | None = None, gpu_name: str | None = None, **extr
         "slurm_qos": os.environ.get("SLURM_JOB_QOS"),
         "profile": os.environ.get("QSSM_PROFILE"),
         "profile_overrides": os.environ.get("QSSM_PROFILE_OVERRIDES"),
+        "network_interface": os.environ.get("GLOO_SOCKET_IFNAME") or os.environ.get("NCCL_SOCKET_IFNAME"),
         "launcher": launcher,
         "argv": " ".join(sys.argv[:3]),
         "native_kernels": _native_kernels(),

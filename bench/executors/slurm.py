@@ -45,7 +45,7 @@ from .slurm_lost import job_outcome, record_lost
 from .slurm_records import (RECORD, SlurmHandle, Tracked, _write_json, format_status, load_records,
                             slurm_root, status_summary)
 from .slurm_resources import (Shape, group_cells, mem_option, packs, pythonpath_setup, sbatch_options, shape_of,
-                              throttles)
+                              shape_tag, throttles)
 
 PREEMPTED_GRACE_S = 60.0    # PREEMPTED is final only when the site does not requeue: wait this long
 ROW_GRACE_S = 5.0           # a job that just ended may still be writing its row (shared file systems)
@@ -175,7 +175,7 @@ class SlurmExecutor(Executor):
         for shape, group in left.items():
             if not group:
                 continue
-            ex = self._executor(folder, shape, name + (f"-w{shape.world_size}" if len(groups) > 1 else ""),
+            ex = self._executor(folder, shape, name + (f"-{shape_tag(shape)}" if len(groups) > 1 else ""),
                                 shares[shape])
             try:
                 with ex.batch():

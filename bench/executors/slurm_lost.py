@@ -4,6 +4,7 @@ pickle, the tail of its log) and the failure row written for it, naming the ``sa
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .. import store
@@ -72,6 +73,9 @@ def record_lost(results_dir: Path, t: Tracked, ji: JobInfo, time_min):
             status = "failed"
             error = (f"the SLURM job ended without a result (sacct state {state}, exit code "
                      f"{ji.exit_code or '?'}; {where})" + (f": {why}" if why else ""))
+        lost = lost_ranks(t)
+        if lost and status == "failed":
+            error = f"{lost}; " + error
         log = log_tail(t)
         if log and status == "failed":
             error += f"; log: {log}"
@@ -95,6 +99,29 @@ def record_lost(results_dir: Path, t: Tracked, ji: JobInfo, time_min):
     except store.LockBusy:
         return None, None, ""
     return status, attempt, error
+
+
+_SRUN_TASK_ERROR = re.compile(r"srun: error: (\S+): tasks? ([0-9][0-9,\-]*): (.+)")
+
+
+def lost_ranks(t: Tracked) -> str:
+    """What srun said about the job's ranks that ended badly ("srun: error: node2: task 1: Killed"),
+    as 'rank 1 on node2: Killed'; '' when the log says nothing of the kind."""
+    if not t.folder:
+        return ""
+    seen: list[str] = []
+    for name in (f"{t.job_id}_0_log.err", f"{t.job_id}_0_log.out"):
+        try:
+            text = (Path(t.folder) / name).read_text(errors="replace")
+        except OSError:
+            continue
+        for host, tasks, what in _SRUN_TASK_ERROR.findall(text):
+            item = f"rank{'s' if ',' in tasks or '-' in tasks else ''} {tasks} on {host}: {what.strip()}"
+            if item not in seen:
+                seen.append(item)
+    # a task killed first ("Killed") is the cause; the ones srun then stopped ("Terminated") follow it
+    seen.sort(key=lambda item: item.endswith("Terminated"))
+    return "; ".join(seen[:4])
 
 
 def log_tail(t: Tracked, n: int = 3) -> str:

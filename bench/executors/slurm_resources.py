@@ -50,6 +50,12 @@ def shape_of(cell, profile) -> Shape:
     return Shape(1, w, w, w, "cuda")
 
 
+def shape_tag(shape: Shape) -> str:
+    """A short name for one array's shape, unique within a sweep: w2, w4-n2, w1-cuda."""
+    return (f"w{shape.world_size}" + (f"-n{shape.nodes}" if shape.nodes > 1 else "")
+            + ("-cuda" if shape.device == "cuda" else ""))
+
+
 def group_cells(cells, profile) -> dict:
     """{Shape: [cells]} in the order the shapes first appear."""
     groups: dict = {}

@@ -45,11 +45,15 @@ MODEL_SPECIFIC = QUANTUM_FIELDS + SSM_FIELDS + GATED_FIELDS + ("quantum_steps",)
 # Cell columns that do not tell apart what cells measure: a run limit (not in the id), the replicate
 # index (cells differing only in it are replicates) and the circuit probe (run after the timed steps).
 NOT_IDENTITY = ("time_budget_s", "repeat", "circuit_probe_steps")
-# Run fields: every other cell field (task, seq_len, batch_size, world_size, device, dtype, steps,
+# Run fields: every other cell field (task, seq_len, batch_size, world_size, nodes, device, dtype, steps,
 # seed, feature_dim, ...); they affect every model. Taken from the schema so that a field added
 # there is held fixed in every comparison.
 RUN_FIELDS = tuple(f for f in schema.CELL_FIELD_NAMES
                    if f != "model" and f not in MODEL_SPECIFIC and f not in NOT_IDENTITY)
+# The run's shape: how many ranks and over how many nodes (world_size / nodes ranks on each). Run
+# fields like the others (held fixed in every comparison); the world-size plot and the "Scaling
+# over ranks" table (analysis.ranks) draw along them instead of grouping by them.
+RUN_SHAPE = ("world_size", "nodes")
 
 
 def relevant_fields(model: str) -> tuple[str, ...]:

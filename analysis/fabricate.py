@@ -20,7 +20,7 @@ from bench import schema
 
 from . import catalog as C
 
-RUN_DEFAULTS = {"task": "marked_recall", "seq_len": 100, "batch_size": 8, "world_size": 1,
+RUN_DEFAULTS = {"task": "marked_recall", "seq_len": 100, "batch_size": 8, "world_size": 1, "nodes": 1,
                 "device": "cpu", "dtype": "float32", "precision": "fp32", "track_activations": 0, "repeat": 0, "circuit_probe_steps": 0, "lr_schedule": "constant", "eval_every": 0, "steps": 20, "warmup_steps": 5, "lr": 1e-3,
                 "seed": 0, "feature_dim": 64, "output_dim": 10, "dropout": 0.1}
 MODEL_DEFAULTS = {"n_qubits": 4, "qlcu_layers": 2, "d_model": 128, "d_state": 16, "n_layers": 2,
@@ -30,8 +30,8 @@ ENV = {"host": "fabricated", "python": "3.x", "torch": "fake", "git_sha": "00000
 
 
 def fake_row(model: str, **values) -> dict:
-    """A result row: defaults (the seed config on CPU, status ok), then ``values``; fields the
-    model does not use are null."""
+    """A result row: defaults (the seed config on CPU, one node, status ok; ``hostnames`` null),
+    then ``values``; fields the model does not use are null."""
     row = {name: None for name in schema.COLUMN_NAMES}
     row.update(RUN_DEFAULTS)
     rel = set(C.relevant_fields(model))

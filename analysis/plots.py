@@ -19,6 +19,7 @@ from matplotlib.ticker import FuncFormatter
 
 from . import catalog as C
 from . import checks as K
+from . import ranks as RK
 from . import scaling as SC
 from .io import as_float
 
@@ -166,43 +167,51 @@ def plot_time_vs_chunk(df, out):
 
 
 def plot_world_size(df, out):
-    rows = df[np.isfinite(as_float(df["samples_per_s"])) & np.isfinite(as_float(df["world_size"]))]
-    if rows.empty or rows["world_size"].nunique() < 2:
+    """Throughput and efficiency against world size; per series, the cells with every rank on one
+    node (solid, filled markers) and those across nodes (dashed, hollow markers, each labelled
+    nodes × ranks per node) — analysis.ranks computes the points."""
+    pts = RK.scaling_points(df)
+    if pts.empty:
         return []
-    recs = []
-    for m in _models(rows):
-        rm = rows[rows["model"] == m]
-        key_fields = [f for f in C.relevant_fields(m) if f not in ("world_size", "seed")]
-        for i, (_, g) in enumerate(K.group_rows(rm, key_fields).items()):
-            med = g.groupby(as_float(g["world_size"]))["samples_per_s"].median()
-            if len(med) < 2:
-                continue
-            base = med.get(1.0, np.nan)
-            for n, thr in med.items():
-                recs.append({"model": m, "series": f"{m}-{i}", "world_size": n, "samples_per_s": thr,
-                             "efficiency": thr / (n * base) if base and base > 0 else np.nan})
-    if not recs:
+    pts = pts[pts.groupby(["model", "series"])["world_size"].transform("size") >= 2]
+    if pts.empty:
         return []
-    d = pd.DataFrame(recs)
     fig, axes = _figure(1, 2)
     for col, ax in zip(["samples_per_s", "efficiency"], axes[0]):
-        for s, g in d.groupby("series"):
-            m = g["model"].iloc[0]
-            g = g.sort_values("world_size")
-            ax.plot(g["world_size"], g[col], marker=MARKERS.get(m, "o"), color=_color(m), lw=1.2)
-        for m in d["model"].unique():
-            ax.plot([], [], marker=MARKERS.get(m, "o"), color=_color(m), label=C.short(m))
+        for (m, _), g in pts.groupby(["model", "series"], sort=False):
+            color, marker = _color(m), MARKERS.get(m, "o")
+            within = g[g["nodes"] == 1].sort_values("world_size")
+            across = g[g["nodes"] > 1].sort_values(["world_size", "nodes"])
+            if len(within):
+                ax.plot(within["world_size"], within[col], marker=marker, color=color, lw=1.2, ls="-")
+            if len(across):
+                ax.plot(across["world_size"], across[col], marker=marker, color=color, lw=1.2, ls="--",
+                        markerfacecolor="none")
+                for _, r in across.iterrows():
+                    if np.isfinite(r[col]):
+                        ax.annotate(r["shape"], (r["world_size"], r[col]), textcoords="offset points",
+                                    xytext=(4, 4), fontsize=6, color=color)
+        for m in pts["model"].unique():
+            ax.plot([], [], marker=MARKERS.get(m, "o"), color=_color(m), ls="", label=C.short(m))
+        ax.plot([], [], color="0.3", ls="-", marker="o", label=RK.WITHIN)
+        if (pts["nodes"] > 1).any():
+            ax.plot([], [], color="0.3", ls="--", marker="o", markerfacecolor="none",
+                    label=f"{RK.ACROSS} (nodes×ranks per node)")
         ax.set_xlabel("world size (DDP ranks)")
-        ax.set_xticks(sorted(d["world_size"].unique()))
+        ax.set_xticks(sorted(pts["world_size"].unique()))
         if col == "efficiency":
-            ax.axhline(1.0, color="grey", ls="--", lw=1)
+            ax.axhline(1.0, color="grey", ls=":", lw=1)
             ax.set_ylabel("scaling efficiency  thr(n) / (n · thr(1))")
         else:
             ax.set_yscale("log")
             ax.set_ylabel(METRIC_LABEL[col])
         ax.legend(fontsize=7)
-    return [(_save(fig, out, "world_size.png"), "Global throughput and scaling efficiency vs world "
-             "size (efficiency = throughput at n ÷ (n × throughput at 1); one line per series).")]
+    return [(_save(fig, out, "world_size.png"), "Global throughput (left) and scaling efficiency (right) vs "
+             "world size, one colour per model and one line per series (settings fixed; seeds pooled, "
+             "median). Solid lines, filled markers: every rank within one node; dashed lines, hollow "
+             "markers: ranks across nodes, each point labelled nodes × ranks per node (nodes as the "
+             "ranks' hostnames record them, else the nodes field). Efficiency = throughput at n ÷ (n × "
+             "throughput of the same series at 1 rank on 1 node), one baseline for both.")]
 
 
 def plot_accuracy(df, out):

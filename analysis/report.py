@@ -26,6 +26,7 @@ from .claims import CLAIMS, NOT_MEASURABLE
 from .errors import AnalysisError
 from .io import Results
 from .learning import section as learning_section
+from .ranks import section as ranks_section
 from .stability import section as stability_section
 
 REPORT = "report.md"
@@ -203,7 +204,7 @@ def render(res: Results, results: list[ClaimResult], plots: list[tuple[str, str]
             L.append(f"| {_cell(ch.subject)} | {_cell(ch.context)} | {_num(ch.estimate)} | {ci} | "
                      f"{ch.verdict} | {_cell(ch.reason)} | {ch.n_cells} | {_cell(ch.detail)} |")
         L.append("")
-    L += learning_section(res.rows) + stability_section(res.rows)
+    L += ranks_section(res.ok) + learning_section(res.rows) + stability_section(res.rows)
     L += ["## Runs that did not finish ok", ""] + _status_section(res) + [""]
     L += ["## Skipped files", ""]
     L += ([f"- `{_cell(p)}`" for p in res.problems] if res.problems else ["None: every file was read."])

@@ -116,3 +116,16 @@ def test_label_is_short_and_informative():
     assert c.label() == "quantum_mamba_gated T=8 q=2 C=8 W=2"
     with pytest.raises(UserError):
         cell_from_mapping({"model": "quantum_mamba_gated", "world_size": 0})
+
+
+def test_nodes_splits_the_ranks_evenly_and_enters_the_id_only_above_one():
+    base = cell_from_mapping({"model": "classical_mamba", **TINY, "world_size": 2})
+    assert base.nodes == 1 and "nodes" not in base.identity()
+    same = cell_from_mapping({"model": "classical_mamba", **TINY, "world_size": 2, "nodes": 1})
+    assert same.cell_id == base.cell_id                       # older cells keep their ids
+    two = base.replace(nodes=2)
+    assert two.cell_id != base.cell_id and two.identity()["nodes"] == 2 and "nodes=2" in two.label()
+    with pytest.raises(UserError, match="nodes=2 is not allowed with world_size=3; .*multiple of nodes"):
+        cell_from_mapping({"model": "classical_mamba", **TINY, "batch_size": 3, "world_size": 3, "nodes": 2})
+    with pytest.raises(UserError, match="nodes"):
+        cell_from_mapping({"model": "classical_mamba", **TINY, "nodes": 0})

@@ -309,3 +309,43 @@ def test_packing_puts_one_gpu_cells_side_by_side_on_a_whole_node(tmp_path, monke
 def test_set_keeps_text_keys_as_text():
     p = load_profile("local", ["account=1234", "qos=off", "partition=null"])
     assert (p.account, p.qos, p.partition) == ("1234", "off", None)
+
+
+def test_multi_node_arrays_are_named_by_shape_and_ask_for_their_nodes(tmp_path):
+    (tmp_path / "mn.yaml").write_text("model: classical_mamba\nd_model: 8\nfeature_dim: 4\noutput_dim: 2\n"
+                                      "seq_len: 8\nsteps: 3\nwarmup_steps: 1\nbatch_size: 4\nworld_size: 2\n"
+                                      "grid:\n  nodes: [1, 2]\n")
+    r = qssm("sbatch", tmp_path / "mn.yaml", "--set", "network_interface=eth0", "-o", tmp_path / "jobs",
+             "--results", tmp_path / "res")
+    assert r.returncode == 0, r.stderr
+    two = (tmp_path / "jobs" / "mn-w2-n2.sbatch").read_text()
+    one = (tmp_path / "jobs" / "mn-w2.sbatch").read_text()
+    assert "#SBATCH --nodes=2" in two and "#SBATCH --ntasks-per-node=1" in two
+    assert "#SBATCH --nodes=1" in one and "#SBATCH --ntasks-per-node=2" in one
+    for text in (one, two):
+        assert "export GLOO_SOCKET_IFNAME=eth0 NCCL_SOCKET_IFNAME=eth0" in text
+        assert text.index("GLOO_SOCKET_IFNAME") < text.index("run-cell")
+    assert S.shape_tag(S.Shape(2, 4, 4, 8, "cuda")) == "w8-n2-cuda" and S.shape_tag(S.Shape(1, 1, 0, 1, "cpu")) == "w1"
+    with pytest.raises(UserError, match="network_interface='eth0; rm' is not allowed"):
+        load_profile("local", ["network_interface=eth0; rm"])
+    from bench.profiles import network_setup
+    assert network_setup(load_profile("local")) == []
+
+
+def test_local_executors_leave_multi_node_cells_out():
+    from bench.executors.base import split_cells_here
+    cells = [cell(world_size=2, batch_size=4), cell(world_size=2, nodes=2, batch_size=4)]
+    run, left = split_cells_here(cells, "local")
+    assert run == cells[:1] and [c for c, _ in left] == cells[1:] and "--executor slurm" in left[0][1]
+    with pytest.raises(UserError, match="every cell spans several nodes"):
+        split_cells_here(cells[1:], "local")
+
+
+def test_a_lost_job_names_the_ranks_srun_saw_die(tmp_path):
+    from bench.executors.slurm_lost import lost_ranks
+    from bench.executors.slurm_records import Tracked
+    (tmp_path / "7_0_log.err").write_text("noise\nsrun: error: qnode1: task 0: Terminated\n"
+                                          "srun: error: qnode2: task 1: Killed\n")
+    t = Tracked(cell(), "7", 0, None, str(tmp_path))
+    assert lost_ranks(t) == "rank 1 on qnode2: Killed; rank 0 on qnode1: Terminated"
+    assert lost_ranks(Tracked(cell(), "8", 0, None, str(tmp_path))) == ""

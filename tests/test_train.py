@@ -210,3 +210,31 @@ def test_launcher_environment(monkeypatch):
     assert detect("auto").local_world_size == 2
     monkeypatch.setenv("SLURM_STEP_TASKS_PER_NODE", "3,1")
     assert detect("auto").local_world_size == 1
+
+
+def test_rows_record_the_ranks_hosts(tmp_path):
+    import socket
+    run_inline(cell(), tmp_path)
+    assert rows(tmp_path).iloc[0]["hostnames"] == socket.gethostname()
+
+
+def test_a_cell_whose_ranks_land_on_another_number_of_hosts_fails(tmp_path):
+    """Two local ranks are one host: a nodes=2 cell run that way is a failed row, not a
+    measurement of two nodes."""
+    import socket
+    c = cell(world_size=2, nodes=2)
+    out = run_cell(c, tmp_path, RankEnv.single("inline"))
+    df = rows(tmp_path)
+    assert out.status == "failed" and len(df) == 1
+    assert "nodes=2 but its 2 rank(s) ran on 1 host(s)" in df.iloc[0]["error"]
+    assert df.iloc[0]["hostnames"] == f"{socket.gethostname()},{socket.gethostname()}"
+
+
+def test_a_lost_peer_is_named_by_rank_and_host(monkeypatch):
+    from bench import train as T
+    addrs = {"n1": "10.0.0.2", "n2": "10.0.0.3", "n3": "10.0.0.4"}
+    monkeypatch.setattr(T.socket, "gethostbyname", lambda h: addrs[h])
+    text = "RuntimeError: [pair.cc:537] Read error [10.0.0.3]:51844: Connection reset by peer."
+    assert T.name_lost_peers(text, ["n1", "n2", "n2", "n3"], 0) == "ranks 1,2 on n2 went away: "
+    assert T.name_lost_peers("Connection closed by peer", ["n1", "n2"], 0) == ""
+    assert T.name_lost_peers(text, ["n2", "n1"], 0) == ""     # its own host is not a peer's

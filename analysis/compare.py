@@ -66,7 +66,7 @@ def _step_table(labelled) -> list[str]:
         t = as_float(ok["step_time_median_s"])
         sub = ok[np.isfinite(t)].copy()
         sub["t"] = as_float(sub["step_time_median_s"])
-        keep = [f for f in ("device", "batch_size", "world_size", "precision") if f in sub]
+        keep = [f for f in ("device", "batch_size", "world_size", "nodes", "precision") if f in sub]
         for f in keep:  # the machine's most common value: comparable cells only
             common = sub[f].mode()
             if len(common):

@@ -28,7 +28,7 @@ def _levels_for(x: str, device: str | None) -> list[int]:
     return []
 
 
-_SUGGEST_FIXED = ("task", "batch_size", "world_size", "device", "dtype", "steps", "warmup_steps",
+_SUGGEST_FIXED = ("task", "batch_size", "world_size", "nodes", "device", "dtype", "steps", "warmup_steps",
                   "seq_len", "n_qubits", "chunk_size", "scan", "quantum_backend", "qml_device")
 
 

@@ -74,7 +74,7 @@ def run(args) -> int:
     for c, why in left_out[:10]:
         print(f"qssm: leaving out {c.cell_id} ({c.label()}): {why}", file=sys.stderr)
     if len(left_out) > 10:
-        print(f"qssm: ... and {len(left_out) - 10} more cells left out for the same reason", file=sys.stderr)
+        print(f"qssm: ... and {len(left_out) - 10} more cells left out", file=sys.stderr)
     done, failed, to_run = plan(cells, results_dir, args.retry_failed)
     extra = []
     if sweep.n_duplicates:
@@ -82,7 +82,10 @@ def run(args) -> int:
     if sweep.n_excluded:
         extra.append(f"{sweep.n_excluded} excluded")
     if left_out:
-        extra.append(f"{len(left_out)} left out: more GPUs than this machine has")
+        spanning = sum(c.nodes > 1 for c, _ in left_out)
+        why = [w for n, w in ((spanning, "multi-node (SLURM only)"),
+                              (len(left_out) - spanning, "more GPUs than this machine has")) if n]
+        extra.append(f"{len(left_out)} left out: {' or '.join(why)}")
     print(f"{sweep.source}: {len(sweep.cells)} cells ({sweep.n_points} combinations"
           + (", " + ", ".join(extra) if extra else "") + f"): {len(done)} done, "
           + (f"{len(failed)} failed before (skipped; --retry-failed to rerun), " if failed else "")

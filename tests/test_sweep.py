@@ -155,3 +155,10 @@ def test_duplicate_yaml_keys_and_relative_data_files(tmp_path):
     s.write_text("model: classical_mamba\nbatch_size: 2\ngrid: {task: ['file:../data/d.npz']}\n")
     (c,) = load_sweep(s).cells
     assert c.task == f"file:{(tmp_path / 'data' / 'd.npz').resolve()}" and (c.seq_len, c.feature_dim) == (5, 3)
+
+
+def test_shipped_nodes_sweep_spans_one_and_two_nodes():
+    s = load_sweep("nodes")
+    shapes = sorted({(c.world_size, c.nodes) for c in s.cells})
+    assert shapes == [(1, 1), (2, 1), (2, 2), (4, 1), (4, 2)]
+    assert {c.model for c in s.cells} == {"classical_mamba", "quantum_hydra_ssm"}

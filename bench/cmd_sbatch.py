@@ -66,7 +66,8 @@ def render_script(*, job_name: str, profile, shape, n_cells: int, script: Path, 
     opts = sbatch_options(profile, shape)
     if "time" in opts:
         opts["time"] = fmt_time(opts["time"])
-    what = f"{n_cells} cell{'s' if n_cells != 1 else ''} with world_size={shape.world_size} on {shape.device}"
+    what = (f"{n_cells} cell{'s' if n_cells != 1 else ''} with world_size={shape.world_size} on {shape.device}"
+            + (f", {shape.nodes} nodes x {shape.tasks_per_node} ranks" if shape.nodes > 1 else ""))
     k = max(1, shape.cells_per_task)
     n_tasks = -(-n_cells // k)
     runs = ("array task i runs cell i of the manifest" if k == 1 else
@@ -243,7 +244,8 @@ def run(args) -> int:
     n = sum(len(c) for _, _, c, _ in written)
     print(f"{sweep.source}: {n} cells in {len(written)} array script(s) -> results {results_dir}{left}")
     for script, manifest, cells, shape in written:
-        print(f"  {script}  ({len(cells)} cells, world_size={shape.world_size}, {shape.device}; "
+        print(f"  {script}  ({len(cells)} cells, world_size={shape.world_size}"
+              + (f" over {shape.nodes} nodes" if shape.nodes > 1 else "") + f", {shape.device}; "
               f"manifest {manifest.name})")
     print("submit with: " + "; ".join(f"sbatch {s}" for s, _, _, _ in written))
     return 0

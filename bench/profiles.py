@@ -61,10 +61,11 @@ class Profile:
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
                 raise UserError(f"profile {self.name!r}: {name}={v!r} is not allowed; need a string")
-        if self.network_interface is not None and not re.fullmatch(r"\^?[A-Za-z0-9_.:-]+(,[A-Za-z0-9_.:-]+)*",
+        if self.network_interface is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]+(,[A-Za-z0-9_.:-]+)*",
                                                                    self.network_interface):
             raise UserError(f"profile {self.name!r}: network_interface={self.network_interface!r} is not allowed; "
-                            "need an interface name such as ib0 or hsn0 (a comma list for several)")
+                            "need an interface name such as ib0 or hsn0 (a comma list for several; NCCL's ^ exclusions are "
+                            "not understood by gloo and OpenMPI)")
         if not isinstance(self.setup, (list, tuple)) or not all(isinstance(s, str) for s in self.setup):
             raise UserError(f"profile {self.name!r}: setup must be a list of shell lines")
         object.__setattr__(self, "setup", tuple(self.setup))

@@ -64,6 +64,8 @@ def _init_group(env: RankEnv, cell: Cell):
     import torch
     dist = _dist()
     backend = "nccl" if cell.device == "cuda" and torch.cuda.is_available() else "gloo"
+    if backend == "nccl":   # before the first collective (the hosts, the attempt): one GPU per rank
+        torch.cuda.set_device(env.local_rank % max(1, torch.cuda.device_count()))
     dist.init_process_group(backend, init_method=env.init_method, rank=env.rank, world_size=env.world_size,
                             timeout=_dt.timedelta(seconds=PG_TIMEOUT_S))
     return dist

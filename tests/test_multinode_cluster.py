@@ -134,10 +134,13 @@ def test_a_killed_rank_is_one_failure_row_naming_its_host(slurm_env, nodes, tmp_
     _, df = _rows(res)
     bad, good = df[df["nodes"] == 2].iloc[0], df[df["nodes"] == 1].iloc[0]
     assert good["status"] == "ok" and bad["status"] == "failed" and len(df) == 2
-    host = bad["hostnames"].split(",")[1] if isinstance(bad["hostnames"], str) else None
-    assert "rank 1 on " in bad["error"], bad["error"]
-    if host:
-        assert f"rank 1 on {host}" in bad["error"], bad["error"]
+    # the row comes from the surviving rank (hostnames recorded) or, when srun stopped it first, from
+    # the driver reading srun's report; either way it names rank 1's node
+    hosts = bad["hostnames"].split(",") if isinstance(bad["hostnames"], str) else None
+    if hosts:
+        assert len(set(hosts)) == 2 and f"rank 1 on {hosts[1]}" in bad["error"], bad["error"]
+    else:
+        assert any(f"rank 1 on {n}" in bad["error"] for n in nodes), bad["error"]
     r = qssm("sweep", sweep, "--executor", "slurm", "--results", res, "--retry-failed", env=slurm_env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     _, df = _rows(res)
@@ -146,16 +149,17 @@ def test_a_killed_rank_is_one_failure_row_naming_its_host(slurm_env, nodes, tmp_
 
 
 def test_a_real_time_limit_requeues_and_resumes_a_two_node_cell(slurm_env, nodes, tmp_path, monkeypatch):
-    """A 2-node cell in a job with a 1-minute limit and SLURM's warning 45 s before it: the
-    first run is slow (1 s a step for 55 steps, so it cannot finish in time), gets the warning
-    from SLURM itself, checkpoints, is requeued and resumes; one ok row with requeues >= 1 and the
-    loss curve of an uninterrupted run."""
+    """A 2-node cell in a job with a 2-minute limit and SLURM's warning 30 s before it (SLURM
+    sends it up to 60 s early: 30..90 s into the job): the first run is slow (1 s a step for 100
+    steps, so it cannot finish before the warning), gets the warning from SLURM itself,
+    checkpoints, is requeued and resumes (the rerun does not sleep); one ok row with requeues >= 1
+    and the loss curve of an uninterrupted run."""
     from bench.executors.slurm import SlurmExecutor
     from bench.profiles import load_profile
-    c = cell(world_size=2, nodes=2, steps=60)
-    monkeypatch.setenv("QSSM_FAULT", ";".join(f"sleep@{i},seconds=1,restart=0" for i in range(1, 56)))
+    c = cell(world_size=2, nodes=2, steps=110)
+    monkeypatch.setenv("QSSM_FAULT", ";".join(f"sleep@{i},seconds=1,restart=0" for i in range(1, 101)))
     res = store.prepare_results_dir(tmp_path / "res")
-    ex = SlurmExecutor(load_profile("local", ["time_min=1"]), signal_delay_s=45, checkpoint_every_s=600)
+    ex = SlurmExecutor(load_profile("local", ["time_min=2"]), signal_delay_s=30, checkpoint_every_s=600)
     t0 = time.monotonic()
     sub = ex.submit([c], res)
     out = ex.wait(sub)
@@ -163,7 +167,7 @@ def test_a_real_time_limit_requeues_and_resumes_a_two_node_cell(slurm_env, nodes
     assert out == {c.cell_id: "ok"}
     got, df = _rows(res)
     row = df.iloc[0]
-    assert len(df) == 1 and row["requeues"] >= 1 and row["steps_run"] == 60
+    assert len(df) == 1 and row["requeues"] >= 1 and row["steps_run"] == 110
     _check_two_node_row(row, nodes)
     assert got.env[row["file"]]["resumed_from_step"] >= 1
     monkeypatch.delenv("QSSM_FAULT")
@@ -171,7 +175,7 @@ def test_a_real_time_limit_requeues_and_resumes_a_two_node_cell(slurm_env, nodes
     job = sub.handle.jobs[0].job_id
     hist = run_slurm(["sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j", job], slurm_env).stdout.split()
     assert hist[0] == "REQUEUED" and hist[-1] == "COMPLETED", hist
-    print(f"\n[timing] 2-node cell through a real 1-minute limit, requeued {row['requeues']}x: {took:.1f} s")
+    print(f"\n[timing] 2-node cell through a real 2-minute limit, requeued {row['requeues']}x: {took:.1f} s")
 
 
 def test_scontrol_requeue_of_a_running_two_node_cell_resumes(slurm_env, nodes, tmp_path):

@@ -3,8 +3,8 @@
 ``qssm sweep FILE --executor slurm [--profile P] [--no-wait]``
 
 - Cells are grouped by the resources they need (one array has one resource shape): a cell of
-  ``world_size`` W runs as one array task of W SLURM tasks (ranks) — on one node for CPU cells;
-  CUDA cells take one GPU per rank, spread over ``ceil(W / gpus_per_node)`` nodes. Partition,
+  ``world_size`` W and ``nodes`` N runs as one array task of W SLURM tasks (ranks), W/N on each of
+  N nodes; CUDA cells take one GPU per rank. Partition,
   account, QOS, constraint, CPUs per rank, memory, time limit, setup lines and the cap on
   concurrently running tasks (``max_concurrent``) come from the site profile
   (``slurm/profiles/P.yaml``, ``bench.profiles``).
@@ -186,7 +186,7 @@ class SlurmExecutor(Executor):
             except Exception as exc:  # noqa: BLE001 - sbatch said no: keep what was submitted, then stop
                 text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
                 refused = (f"sbatch refused the array of {len(group)} cells with world_size={shape.world_size} "
-                           f"on {shape.device} (profile {self.profile.name!r}): {text[:500]}")
+                           f"on {shape.nodes} node(s), {shape.device} (profile {self.profile.name!r}): {text[:500]}")
                 break
             for c, job in zip(group, jobs):
                 st = states.get(c.cell_id)

@@ -158,11 +158,13 @@ class CellJob(Checkpointable):
     def checkpoint(self, *args, **kwargs):
         """Called by submitit (rank 0, in its SIGUSR2 handler): stop the cell at a checkpoint and
         return the submission to requeue. If the cell finishes meanwhile, the requeued run finds
-        its row and returns at once."""
-        from .train import request_stop
-        request_stop()
+        its row and returns at once. A signal that comes before the cell started (SLURM may warn up to
+        a minute early, e.g. while the job still imports torch) just requeues it: nothing to stop,
+        and importing here could meet modules the interrupted main thread has half imported."""
         t = self._thread
         if t is not None:
+            from .checkpoints import request_stop   # fully imported: the cell runs
+            request_stop()
             t.join(self.stop_wait_s)
         return DelayedSubmission(self, *args, **kwargs)
 

@@ -98,6 +98,11 @@ def test_cell_job_pickles_without_its_thread_and_requeues_itself(tmp_path, clean
     job._box["x"] = 1
     again = cloudpickle.loads(cloudpickle.dumps(job))
     assert again._thread is None and again._box == {} and again.cell == c.to_dict()
-    delayed = job.checkpoint()                # no thread running: returns at once
+    delayed = job.checkpoint()                # no cell started yet (SLURM's early warning): requeue only
     assert isinstance(delayed, DelayedSubmission) and delayed.function is job
-    assert checkpoints.stop_requested()       # asked the (absent) cell to stop
+    assert not checkpoints.stop_requested()   # nothing to stop, nothing imported in the handler
+    import threading
+    job._thread = threading.Thread(target=lambda: None)
+    job._thread.start()
+    assert isinstance(job.checkpoint(), DelayedSubmission)
+    assert checkpoints.stop_requested()       # a started cell is asked to stop at a checkpoint

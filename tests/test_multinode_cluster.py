@@ -10,16 +10,16 @@ set (CI) a cluster of fewer than two nodes fails these tests instead of skipping
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 
 import pytest
 
 from bench import store
-from bench.executors.base import read_manifest, write_manifest
+from bench.executors.base import write_manifest
 from cluster_util import cluster_required, run_slurm, wait_for_job
-from test_slurm_cluster import TINY_MODEL_YAML, _mpi_ready, cell, qssm, reference_curve, slurm_env  # noqa: F401
+from test_slurm_cluster import (TINY_MODEL_YAML, _mpi_ready, _slow_sbatch_task, cell, qssm, reference_curve,  # noqa: F401
+                                slurm_env)
 
 pytestmark = pytest.mark.cluster
 DONE = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"})
@@ -181,16 +181,8 @@ def test_a_real_time_limit_requeues_and_resumes_a_two_node_cell(slurm_env, nodes
 def test_scontrol_requeue_of_a_running_two_node_cell_resumes(slurm_env, nodes, tmp_path):
     """`scontrol requeue` of a running 2-node array task: the rerun resumes from a checkpoint and
     the row (ok, requeues >= 1) ran on two hosts."""
-    sweep = _sweep_file(tmp_path, "rq", "steps: 24\nworld_size: 2\nnodes: 2\n")
-    res, jobs = tmp_path / "res", tmp_path / "jobs"
-    qssm("sbatch", sweep, "-o", jobs, "--results", res, "--checkpoint-every-s", "1", env=slurm_env, check=True)
-    env = {**slurm_env, "QSSM_FAULT": ";".join(f"sleep@{i},seconds=0.3,restart=0" for i in range(1, 24))}
-    job = run_slurm(["sbatch", "--parsable", str(jobs / "rq.sbatch")], env).stdout.strip().split(";")[0]
-    c0 = read_manifest(jobs / "rq.cells.json").cells[0]
-    deadline = time.monotonic() + 120
-    while (store.read_progress(res, c0.cell_id) or {}).get("step", 0) < 8:
-        assert time.monotonic() < deadline, "the cell never reached step 8"
-        time.sleep(0.2)
+    job, res = _slow_sbatch_task(slurm_env, tmp_path, "rq", 24, 8, "--checkpoint-every-s", "1",
+                                 body="world_size: 2\nnodes: 2\n", fault_opts=",restart=0")
     run_slurm(["scontrol", "requeue", f"{job}_0"], slurm_env)
     assert wait_for_job(f"{job}_0", slurm_env, timeout=240, states=DONE) == "COMPLETED"
     got, df = _rows(res)

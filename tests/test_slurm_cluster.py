@@ -229,14 +229,17 @@ def test_sbatch_script_end_to_end_with_plain_sbatch_and_a_requeue(slurm_env, tmp
     print(f"\n[timing] sbatch array of 2 two-rank cells, one requeued: {took:.1f} s")
 
 
-def _slow_sbatch_task(slurm_env, tmp_path, name: str, steps: int, reach: int, *sbatch_args):
+def _slow_sbatch_task(slurm_env, tmp_path, name: str, steps: int, reach: int, *sbatch_args, body: str = "",
+                      fault_opts: str = ""):
     """`qssm sbatch` one tiny cell made slow (0.3 s a step), submit it with plain sbatch and wait
-    until it reaches step `reach`; returns (array job id, results folder)."""
+    until it reaches step `reach`; returns (array job id, results folder). ``body``: more sweep
+    lines (e.g. world_size and nodes); ``fault_opts``: more QSSM_FAULT options (e.g. ",restart=0")."""
     sweep = tmp_path / f"{name}.yaml"
-    sweep.write_text(TINY_MODEL_YAML + f"steps: {steps}\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\nseq_len: 8\n")
+    sweep.write_text(TINY_MODEL_YAML + f"steps: {steps}\nwarmup_steps: 1\nbatch_size: 4\neval_samples: 32\nseq_len: 8\n"
+                     + body)
     res, jobs = tmp_path / "res", tmp_path / "jobs"
     qssm("sbatch", sweep, "--profile", "local", "-o", jobs, "--results", res, *sbatch_args, env=slurm_env, check=True)
-    env = {**slurm_env, "QSSM_FAULT": ";".join(f"sleep@{i},seconds=0.3" for i in range(1, steps))}
+    env = {**slurm_env, "QSSM_FAULT": ";".join(f"sleep@{i},seconds=0.3{fault_opts}" for i in range(1, steps))}
     job = run_slurm(["sbatch", "--parsable", str(jobs / f"{name}.sbatch")], env).stdout.strip().split(";")[0]
     from bench.executors.base import read_manifest
     c0 = read_manifest(jobs / f"{name}.cells.json").cells[0]
